@@ -1,0 +1,45 @@
+//! The executor's input and output for one block.
+
+use crate::{PreparedTx, TxReceipt};
+use alloy_consensus::Header;
+use alloy_eips::eip4895::Withdrawal;
+use alloy_primitives::{Address, Bloom};
+use pel_state::StateDiff;
+
+/// An ommer (uncle) as the block reward needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ommer {
+    /// The ommer's block number.
+    pub number: u64,
+    /// The ommer's beneficiary.
+    pub beneficiary: Address,
+}
+
+/// Everything needed to execute one block.
+#[derive(Clone, Debug)]
+pub struct BlockInput {
+    /// The block header (its number, timestamp, beneficiary, gas limit, fees...).
+    pub header: Header,
+    /// Transactions in block order, senders recovered.
+    pub transactions: Vec<PreparedTx>,
+    /// Withdrawals (Shanghai on).
+    pub withdrawals: Option<Vec<Withdrawal>>,
+    /// Ommers, for the optional pre-Merge reward step.
+    pub ommers: Vec<Ommer>,
+}
+
+/// What executing a block produced. Two executors agree when their outputs
+/// compare equal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockOutput {
+    /// One receipt per transaction.
+    pub receipts: Vec<TxReceipt>,
+    /// Total gas used (the header's `gasUsed`).
+    pub gas_used: u64,
+    /// Union of every receipt's bloom (the header's `logsBloom`).
+    pub logs_bloom: Bloom,
+    /// Blob gas used by the block's blob transactions.
+    pub blob_gas_used: u64,
+    /// What the block changed.
+    pub diff: StateDiff,
+}

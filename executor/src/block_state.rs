@@ -1,0 +1,313 @@
+//! [`BlockState`]: the sequential executor's view of state during one block, a
+//! write-back cache over a [`StateReader`] that revm reads and commits into.
+//!
+//! Invariants:
+//! - every account revm touches is cached with the value it had at block start
+//!   (`original`) and its current value (`info`; `None` = does not exist);
+//! - every cached slot holds its block-start value and its current value; after a
+//!   storage wipe (self-destruct, re-creation, EIP-161 removal) `storage_cleared`
+//!   is set, the cached slots are dropped and unread slots read as zero;
+//! - commits follow revm's rules: untouched accounts are ignored, self-destructed
+//!   ones vanish, created ones start from empty storage, touched empty ones are
+//!   removed (EIP-161; revm already normalised pre-Spurious-Dragon state);
+//! - [`BlockState::into_diff`] reports exactly what differs from block start.
+
+use crate::{error::DbError, journal::StorageProbe};
+use alloy_primitives::{
+    map::{B256Map, HashMap, U256Map},
+    Address, Bytes, B256, U256,
+};
+use pel_state::{account::KECCAK_EMPTY, AccountDiff, AccountInfo, StateDiff, StateReader};
+use revm::bytecode::Bytecode;
+use revm::database_interface::Database;
+use revm::primitives::hardfork::SpecId;
+use revm::state::{Account, AccountInfo as RevmAccountInfo};
+
+/// A cached storage slot.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    original: U256,
+    present: U256,
+}
+
+/// A cached account.
+#[derive(Clone, Debug, Default)]
+struct CachedAccount {
+    original: Option<AccountInfo>,
+    info: Option<AccountInfo>,
+    storage_cleared: bool,
+    storage: U256Map<Slot>,
+}
+
+/// Block-scoped state over a base [`StateReader`]; see the module docs.
+#[derive(Debug)]
+pub struct BlockState<S> {
+    base: S,
+    accounts: HashMap<Address, CachedAccount>,
+    code_cache: B256Map<Bytecode>,
+    new_codes: B256Map<Bytes>,
+    /// A backend error met where revm gives no way to report it (the EIP-7610
+    /// storage probe); the executor checks it after every transaction.
+    deferred_error: Option<DbError>,
+}
+
+impl<S: StateReader> BlockState<S> {
+    /// A fresh view of `base`.
+    pub fn new(base: S) -> Self {
+        Self {
+            base,
+            accounts: HashMap::default(),
+            code_cache: B256Map::default(),
+            new_codes: B256Map::default(),
+            deferred_error: None,
+        }
+    }
+
+    /// The state the block started from.
+    pub fn base(&self) -> &S {
+        &self.base
+    }
+
+    fn cached(&mut self, address: Address) -> Result<&mut CachedAccount, DbError> {
+        use std::collections::hash_map::Entry;
+        Ok(match self.accounts.entry(address) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let original = self.base.account(&address)?;
+                e.insert(CachedAccount {
+                    original,
+                    info: original,
+                    ..Default::default()
+                })
+            }
+        })
+    }
+
+    fn load_code(&mut self, hash: B256) -> Result<Bytecode, DbError> {
+        if let Some(code) = self.code_cache.get(&hash) {
+            return Ok(code.clone());
+        }
+        let raw = self.base.code(&hash)?.ok_or(DbError::MissingCode(hash))?;
+        let code =
+            Bytecode::new_raw_checked(raw).map_err(|e| DbError::BadCode(hash, format!("{e:?}")))?;
+        self.code_cache.insert(hash, code.clone());
+        Ok(code)
+    }
+
+    /// Current account info (after what this block did so far).
+    pub fn account(&mut self, address: Address) -> Result<Option<AccountInfo>, DbError> {
+        Ok(self.cached(address)?.info)
+    }
+
+    /// Adds `amount` wei to an account outside any transaction (withdrawals,
+    /// block rewards). Under EIP-161 an account left empty is removed.
+    pub fn increment_balance(
+        &mut self,
+        address: Address,
+        amount: U256,
+        spec: SpecId,
+    ) -> Result<(), DbError> {
+        let account = self.cached(address)?;
+        let mut info = account.info.unwrap_or_default();
+        info.balance = info.balance.saturating_add(amount);
+        if info.is_empty() && spec >= SpecId::SPURIOUS_DRAGON {
+            if account.info.is_some() {
+                account.info = None;
+                account.storage_cleared = true;
+                account.storage.clear();
+            }
+        } else {
+            account.info = Some(info);
+        }
+        Ok(())
+    }
+
+    /// Takes the backend error recorded during the last transaction, if any.
+    pub fn take_error(&mut self) -> Option<DbError> {
+        self.deferred_error.take()
+    }
+
+    /// What the block changed relative to the base state.
+    pub fn into_diff(self) -> StateDiff {
+        let mut diff = StateDiff::default();
+        for (address, account) in self.accounts {
+            let storage: std::collections::BTreeMap<U256, U256> = account
+                .storage
+                .iter()
+                .filter(|(_, slot)| {
+                    if account.storage_cleared {
+                        !slot.present.is_zero()
+                    } else {
+                        slot.present != slot.original
+                    }
+                })
+                .map(|(k, slot)| (*k, slot.present))
+                .collect();
+            if account.storage_cleared || account.info != account.original || !storage.is_empty() {
+                diff.accounts.insert(
+                    address,
+                    AccountDiff {
+                        info: account.info,
+                        storage_cleared: account.storage_cleared,
+                        storage,
+                    },
+                );
+            }
+        }
+        diff.codes = self.new_codes.into_iter().collect();
+        diff
+    }
+
+    fn commit_account(&mut self, address: Address, account: Account) -> Result<(), DbError> {
+        if !account.is_touched() {
+            return Ok(());
+        }
+        let cached = self.cached(address)?;
+        if account.is_selfdestructed() {
+            cached.info = None;
+            cached.storage_cleared = true;
+            cached.storage.clear();
+            return Ok(());
+        }
+        let created = account.is_created();
+        if !created && account.is_empty() {
+            // EIP-161: a touched empty account is removed.
+            if cached.info.is_some() {
+                cached.info = None;
+                cached.storage_cleared = true;
+                cached.storage.clear();
+            }
+            return Ok(());
+        }
+        if created {
+            cached.storage_cleared = true;
+            cached.storage.clear();
+        }
+        let old_code_hash = cached.info.map(|i| i.code_hash);
+        let info = AccountInfo {
+            balance: account.info.balance,
+            nonce: account.info.nonce,
+            code_hash: account.info.code_hash,
+        };
+        cached.info = Some(info);
+        for (slot, value) in account.storage {
+            if created || value.is_changed() {
+                let present = value.present_value;
+                cached
+                    .storage
+                    .entry(slot)
+                    .and_modify(|s| s.present = present)
+                    .or_insert(Slot {
+                        original: value.original_value,
+                        present,
+                    });
+            }
+        }
+        if old_code_hash != Some(info.code_hash) && info.code_hash != KECCAK_EMPTY {
+            if let Some(code) = account.info.code {
+                if !self.code_cache.contains_key(&info.code_hash) {
+                    self.new_codes.insert(info.code_hash, code.original_bytes());
+                    self.code_cache.insert(info.code_hash, code);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the state revm returns after a transaction or system call.
+    pub fn commit_changes(
+        &mut self,
+        changes: impl IntoIterator<Item = (Address, Account)>,
+    ) -> Result<(), DbError> {
+        for (address, account) in changes {
+            self.commit_account(address, account)?;
+        }
+        Ok(())
+    }
+}
+
+impl<S: StateReader> StorageProbe for BlockState<S> {
+    fn has_storage(&mut self, address: Address) -> bool {
+        let cached_non_zero = |a: &CachedAccount| a.storage.values().any(|s| !s.present.is_zero());
+        if let Some(account) = self.accounts.get(&address) {
+            if cached_non_zero(account) {
+                return true;
+            }
+            if account.storage_cleared {
+                return false;
+            }
+        }
+        // An account without code cannot write its own storage, so the base
+        // answer stands unless the block wiped it (handled above).
+        match self.base.has_storage(&address) {
+            Ok(has) => has,
+            Err(e) => {
+                self.deferred_error = Some(e.into());
+                false
+            }
+        }
+    }
+}
+
+impl<S: StateReader> Database for BlockState<S> {
+    type Error = DbError;
+
+    fn basic(&mut self, address: Address) -> Result<Option<RevmAccountInfo>, DbError> {
+        let Some(info) = self.cached(address)?.info else {
+            return Ok(None);
+        };
+        let code = if info.has_no_code() {
+            None
+        } else {
+            Some(self.load_code(info.code_hash)?)
+        };
+        Ok(Some(RevmAccountInfo {
+            balance: info.balance,
+            nonce: info.nonce,
+            code_hash: if info.code_hash == B256::ZERO {
+                KECCAK_EMPTY
+            } else {
+                info.code_hash
+            },
+            account_id: None,
+            code: code.or_else(|| Some(Bytecode::default())),
+            ..Default::default()
+        }))
+    }
+
+    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, DbError> {
+        if code_hash == KECCAK_EMPTY || code_hash == B256::ZERO {
+            return Ok(Bytecode::default());
+        }
+        self.load_code(code_hash)
+    }
+
+    fn storage(&mut self, address: Address, index: U256) -> Result<U256, DbError> {
+        let account = self.cached(address)?;
+        if let Some(slot) = account.storage.get(&index) {
+            return Ok(slot.present);
+        }
+        let value = if account.storage_cleared || account.info.is_none() {
+            U256::ZERO
+        } else {
+            self.base.storage(&address, &index)?
+        };
+        // Re-borrow: the base read above needed `self.base`.
+        if let Some(account) = self.accounts.get_mut(&address) {
+            account.storage.insert(
+                index,
+                Slot {
+                    original: value,
+                    present: value,
+                },
+            );
+        }
+        Ok(value)
+    }
+
+    fn block_hash(&mut self, number: u64) -> Result<B256, DbError> {
+        self.base
+            .block_hash(number)?
+            .ok_or(DbError::MissingBlockHash(number))
+    }
+}

@@ -1,0 +1,277 @@
+//! [`PelJournal`]: revm's journal with EIP-7610 added.
+//!
+//! EIP-7610 makes a contract creation collide not only with an account that has
+//! code or a nonce but also with one that has non-empty storage. revm 43 checks
+//! code and nonce only, so this wrapper asks the database about storage before
+//! delegating `create_account_checkpoint`; every other method delegates as is.
+//! Such accounts (storage, no code, nonce 0) exist on mainnet (a few dozen,
+//! left by early failed deployments) and in the official tests.
+
+use revm::bytecode::Bytecode;
+use revm::context::journal::Journal;
+use revm::context_interface::{
+    context::{SStoreResult, SelfDestructResult},
+    journaled_state::{
+        AccountInfoLoad, AccountLoad, JournalCheckpoint, JournalLoadError, StateLoad, TransferError,
+    },
+    Database, JournalTr,
+};
+use revm::primitives::{hardfork::SpecId, StorageKey, StorageValue};
+use revm::primitives::{Address, AddressMap, AddressSet, HashSet, Log, B256, U256};
+use revm::state::{Account, EvmState};
+
+/// A database that can tell whether an account has any storage.
+pub trait StorageProbe {
+    /// True when `address` currently has at least one non-zero storage slot.
+    /// A backend error is recorded by the implementation and surfaces after
+    /// the transaction; the probe then answers `false`.
+    fn has_storage(&mut self, address: Address) -> bool;
+}
+
+/// revm's [`Journal`] with the EIP-7610 creation-collision rule.
+#[derive(Debug)]
+pub struct PelJournal<DB> {
+    /// The wrapped revm journal (its `database` field is the block state).
+    pub inner: Journal<DB>,
+}
+
+impl<DB: Database + StorageProbe> JournalTr for PelJournal<DB> {
+    type Database = DB;
+    type State = EvmState;
+    type JournaledAccount<'a>
+        = <Journal<DB> as JournalTr>::JournaledAccount<'a>
+    where
+        DB: 'a;
+
+    fn new(database: DB) -> Self {
+        Self {
+            inner: Journal::new(database),
+        }
+    }
+
+    fn db_and_state(&self) -> (&DB, &EvmState) {
+        self.inner.db_and_state()
+    }
+
+    fn db_and_state_mut(&mut self) -> (&mut DB, &mut EvmState) {
+        self.inner.db_and_state_mut()
+    }
+
+    fn sload_skip_cold_load(
+        &mut self,
+        address: Address,
+        key: StorageKey,
+        skip_cold_load: bool,
+    ) -> Result<StateLoad<StorageValue>, JournalLoadError<DB::Error>> {
+        self.inner
+            .sload_skip_cold_load(address, key, skip_cold_load)
+    }
+
+    fn sstore_skip_cold_load(
+        &mut self,
+        address: Address,
+        key: StorageKey,
+        value: StorageValue,
+        skip_cold_load: bool,
+    ) -> Result<StateLoad<SStoreResult>, JournalLoadError<DB::Error>> {
+        self.inner
+            .sstore_skip_cold_load(address, key, value, skip_cold_load)
+    }
+
+    fn tload(&mut self, address: Address, key: StorageKey) -> StorageValue {
+        self.inner.tload(address, key)
+    }
+
+    fn tstore(&mut self, address: Address, key: StorageKey, value: StorageValue) {
+        self.inner.tstore(address, key, value)
+    }
+
+    fn log(&mut self, log: Log) {
+        self.inner.log(log)
+    }
+
+    fn take_logs(&mut self) -> Vec<Log> {
+        self.inner.take_logs()
+    }
+
+    fn logs(&self) -> &[Log] {
+        self.inner.logs()
+    }
+
+    fn selfdestruct(
+        &mut self,
+        address: Address,
+        target: Address,
+        skip_cold_load: bool,
+    ) -> Result<StateLoad<SelfDestructResult>, JournalLoadError<DB::Error>> {
+        self.inner.selfdestruct(address, target, skip_cold_load)
+    }
+
+    fn warm_access_list(&mut self, access_list: AddressMap<HashSet<StorageKey>>) {
+        self.inner.warm_access_list(access_list)
+    }
+
+    fn warm_coinbase_account(&mut self, address: Address) {
+        self.inner.warm_coinbase_account(address)
+    }
+
+    fn warm_precompiles(&mut self, addresses: &AddressSet) {
+        self.inner.warm_precompiles(addresses)
+    }
+
+    fn precompile_addresses(&self) -> &AddressSet {
+        self.inner.precompile_addresses()
+    }
+
+    fn set_spec_id(&mut self, spec_id: SpecId) {
+        self.inner.set_spec_id(spec_id)
+    }
+
+    fn set_eip7708_config(&mut self, disabled: bool, eip8246_delayed_clear_disabled: bool) {
+        self.inner
+            .set_eip7708_config(disabled, eip8246_delayed_clear_disabled)
+    }
+
+    fn touch_account(&mut self, address: Address) {
+        self.inner.touch_account(address)
+    }
+
+    fn transfer(
+        &mut self,
+        from: Address,
+        to: Address,
+        balance: U256,
+    ) -> Result<Option<TransferError>, DB::Error> {
+        self.inner.transfer(from, to, balance)
+    }
+
+    fn transfer_loaded(
+        &mut self,
+        from: Address,
+        to: Address,
+        balance: U256,
+    ) -> Option<TransferError> {
+        self.inner.transfer_loaded(from, to, balance)
+    }
+
+    #[allow(deprecated)]
+    fn caller_accounting_journal_entry(
+        &mut self,
+        address: Address,
+        old_balance: U256,
+        bump_nonce: bool,
+    ) {
+        self.inner
+            .caller_accounting_journal_entry(address, old_balance, bump_nonce)
+    }
+
+    fn balance_incr(&mut self, address: Address, balance: U256) -> Result<(), DB::Error> {
+        self.inner.balance_incr(address, balance)
+    }
+
+    #[allow(deprecated)]
+    fn nonce_bump_journal_entry(&mut self, address: Address) {
+        self.inner.nonce_bump_journal_entry(address)
+    }
+
+    fn load_account(&mut self, address: Address) -> Result<StateLoad<&Account>, DB::Error> {
+        self.inner.load_account(address)
+    }
+
+    fn load_account_with_code(
+        &mut self,
+        address: Address,
+    ) -> Result<StateLoad<&Account>, DB::Error> {
+        self.inner.load_account_with_code(address)
+    }
+
+    fn load_account_delegated(
+        &mut self,
+        address: Address,
+    ) -> Result<StateLoad<AccountLoad>, DB::Error> {
+        self.inner.load_account_delegated(address)
+    }
+
+    fn load_account_mut_skip_cold_load(
+        &mut self,
+        address: Address,
+        skip_cold_load: bool,
+    ) -> Result<StateLoad<Self::JournaledAccount<'_>>, JournalLoadError<DB::Error>> {
+        self.inner
+            .load_account_mut_skip_cold_load(address, skip_cold_load)
+    }
+
+    fn load_account_mut_optional_code(
+        &mut self,
+        address: Address,
+        load_code: bool,
+    ) -> Result<StateLoad<Self::JournaledAccount<'_>>, DB::Error> {
+        self.inner
+            .load_account_mut_optional_code(address, load_code)
+    }
+
+    fn set_code_with_hash(&mut self, address: Address, code: Bytecode, hash: B256) {
+        self.inner.set_code_with_hash(address, code, hash)
+    }
+
+    fn checkpoint(&mut self) -> JournalCheckpoint {
+        self.inner.checkpoint()
+    }
+
+    fn checkpoint_commit(&mut self) {
+        self.inner.checkpoint_commit()
+    }
+
+    fn checkpoint_revert(&mut self, checkpoint: JournalCheckpoint) {
+        self.inner.checkpoint_revert(checkpoint)
+    }
+
+    fn create_account_checkpoint(
+        &mut self,
+        caller: Address,
+        address: Address,
+        balance: U256,
+        spec_id: SpecId,
+    ) -> Result<JournalCheckpoint, TransferError> {
+        // The target was loaded by the caller of this method. Only an account
+        // without code and nonce needs the storage probe; revm checks the rest.
+        let (db, state) = self.inner.db_and_state_mut();
+        if let Some(target) = state.get(&address) {
+            if target.info.nonce == 0
+                && target.info.is_empty_code_hash()
+                && !target.is_created()
+                && db.has_storage(address)
+            {
+                return Err(TransferError::CreateCollision);
+            }
+        }
+        self.inner
+            .create_account_checkpoint(caller, address, balance, spec_id)
+    }
+
+    fn depth(&self) -> usize {
+        self.inner.depth()
+    }
+
+    fn commit_tx(&mut self) {
+        self.inner.commit_tx()
+    }
+
+    fn discard_tx(&mut self) {
+        self.inner.discard_tx()
+    }
+
+    fn finalize(&mut self) -> EvmState {
+        self.inner.finalize()
+    }
+
+    fn load_account_info_skip_cold_load(
+        &mut self,
+        address: Address,
+        load_code: bool,
+        skip_cold_load: bool,
+    ) -> Result<AccountInfoLoad<'_>, JournalLoadError<DB::Error>> {
+        self.inner
+            .load_account_info_skip_cold_load(address, load_code, skip_cold_load)
+    }
+}

@@ -1,0 +1,29 @@
+//! PEL execution. Today: the sequential reference executor on `revm`, which every
+//! other executor (the Block-STM one lands here next) must match field for field.
+//!
+//! Data flow: a [`BlockInput`] (header, transactions with their recovered senders,
+//! withdrawals) runs against any [`pel_state::StateReader`] and yields a
+//! [`BlockOutput`]: receipts, gas used, logs bloom and the [`pel_state::StateDiff`].
+
+pub mod block;
+pub mod block_state;
+pub mod chain;
+pub mod env;
+pub mod error;
+pub mod journal;
+pub mod receipt;
+pub mod sequential;
+pub mod system;
+pub mod tx;
+
+pub use block::{BlockInput, BlockOutput, Ommer};
+pub use block_state::BlockState;
+pub use chain::{ChainConfig, Fork};
+pub use error::ExecError;
+pub use receipt::TxReceipt;
+pub use sequential::execute_block;
+pub use tx::PreparedTx;
+
+/// Re-exported so callers name the same revm the executor uses.
+pub use revm;
+pub use revm::primitives::hardfork::SpecId;

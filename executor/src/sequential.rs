@@ -1,0 +1,167 @@
+//! The sequential reference executor: one revm instance runs the block's
+//! transactions in order over a [`BlockState`]. Every other executor is checked
+//! against this one.
+
+use crate::{
+    block::{BlockInput, BlockOutput},
+    block_state::BlockState,
+    error::{DbError, ExecError},
+    receipt::{logs_bloom, TxReceipt},
+    system, ChainConfig,
+};
+use alloy_primitives::Bloom;
+use pel_state::StateReader;
+use revm::context::result::{EVMError, ExecutionResult, Output};
+use revm::handler::ExecuteEvm;
+use revm::primitives::hardfork::SpecId;
+
+/// Options of a block execution.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExecOptions {
+    /// Apply pre-Merge block and ommer rewards after the transactions (block
+    /// import and the official tests need them; receipts never depend on them).
+    pub rewards: bool,
+}
+
+/// Maps a revm error of transaction `index` to an [`ExecError`].
+pub fn tx_error(block: &BlockInput, index: usize, error: EVMError<DbError>) -> ExecError {
+    let number = block.header.number;
+    match error {
+        EVMError::Database(e) => ExecError::State {
+            block: number,
+            source: pel_state::StateError::Backend(e.to_string()),
+        },
+        other => ExecError::InvalidTx {
+            block: number,
+            index,
+            hash: block.transactions[index].hash,
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// Checks that a transaction fits in what remains of the block's gas and blob gas.
+pub fn check_block_limits(
+    block: &BlockInput,
+    index: usize,
+    cumulative_gas: u64,
+    blob_gas: u64,
+    max_blob_gas: Option<u64>,
+) -> Result<(), ExecError> {
+    let tx = &block.transactions[index];
+    let available = block.header.gas_limit.saturating_sub(cumulative_gas);
+    if tx.env.gas_limit > available {
+        return Err(ExecError::InvalidTx {
+            block: block.header.number,
+            index,
+            hash: tx.hash,
+            reason: format!(
+                "gas limit {} exceeds the {available} gas left in the block",
+                tx.env.gas_limit
+            ),
+        });
+    }
+    if let Some(max) = max_blob_gas {
+        let tx_blob_gas = tx.env.blob_hashes.len() as u64 * alloy_eips::eip4844::DATA_GAS_PER_BLOB;
+        if blob_gas + tx_blob_gas > max {
+            return Err(ExecError::InvalidTx {
+                block: block.header.number,
+                index,
+                hash: tx.hash,
+                reason: format!(
+                    "blob gas {} exceeds the block's {max}",
+                    blob_gas + tx_blob_gas
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Builds the receipt of a transaction from its execution result.
+pub fn make_receipt(tx_type: u8, result: ExecutionResult, cumulative_gas_used: u64) -> TxReceipt {
+    let gas_used = result.tx_gas_used();
+    let success = result.is_success();
+    let contract_address = match &result {
+        ExecutionResult::Success {
+            output: Output::Create(_, address),
+            ..
+        } => *address,
+        _ => None,
+    };
+    let logs = result.into_logs();
+    TxReceipt {
+        tx_type,
+        success,
+        cumulative_gas_used,
+        gas_used,
+        logs_bloom: logs_bloom(&logs),
+        logs,
+        contract_address,
+        post_state: None,
+    }
+}
+
+/// Executes `block` on top of `state`, in order, and returns what it produced.
+pub fn execute_block<S: StateReader>(
+    state: S,
+    block: &BlockInput,
+    chain: &ChainConfig,
+    options: ExecOptions,
+) -> Result<BlockOutput, ExecError> {
+    let header = &block.header;
+    let spec = chain.spec_at(header.number, header.timestamp);
+    let mut evm = system::new_evm(BlockState::new(state), chain, header, spec);
+    let max_blob_gas = (spec >= SpecId::CANCUN).then(|| {
+        chain
+            .blob_params_at(header.timestamp)
+            .map_or(6, |p| p.max_blobs_per_block)
+            * alloy_eips::eip4844::DATA_GAS_PER_BLOB
+    });
+
+    system::pre_block_calls(&mut evm, header, spec)?;
+
+    let mut receipts = Vec::with_capacity(block.transactions.len());
+    let mut cumulative_gas = 0u64;
+    let mut blob_gas = 0u64;
+    for (index, tx) in block.transactions.iter().enumerate() {
+        check_block_limits(block, index, cumulative_gas, blob_gas, max_blob_gas)?;
+        let result = evm.transact(tx.env.clone());
+        if let Some(e) = evm.ctx.journaled_state.inner.database.take_error() {
+            return Err(tx_error(block, index, EVMError::Database(e)));
+        }
+        let out = result.map_err(|e| tx_error(block, index, e))?;
+        evm.ctx
+            .journaled_state
+            .inner
+            .database
+            .commit_changes(out.state)
+            .map_err(|e| tx_error(block, index, EVMError::Database(e)))?;
+        cumulative_gas += out.result.tx_gas_used();
+        blob_gas += tx.env.blob_hashes.len() as u64 * alloy_eips::eip4844::DATA_GAS_PER_BLOB;
+        receipts.push(make_receipt(tx.tx_type, out.result, cumulative_gas));
+    }
+
+    system::post_block_calls(&mut evm, header, spec)?;
+    let mut state = evm.ctx.journaled_state.inner.database;
+    if spec >= SpecId::SHANGHAI {
+        if let Some(withdrawals) = &block.withdrawals {
+            system::apply_withdrawals(&mut state, header.number, withdrawals, spec)?;
+        }
+    }
+    if options.rewards {
+        system::apply_rewards(&mut state, header, &block.ommers, spec)?;
+    }
+
+    let mut bloom = Bloom::ZERO;
+    for r in &receipts {
+        bloom |= r.logs_bloom;
+    }
+    Ok(BlockOutput {
+        gas_used: cumulative_gas,
+        logs_bloom: bloom,
+        blob_gas_used: blob_gas,
+        receipts,
+        diff: state.into_diff(),
+    })
+}

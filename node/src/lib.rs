@@ -1,0 +1,9 @@
+//! The `pel` binary's library: loading captured blocks, replaying them with
+//! header checks, and running the official state tests. The CLI in `main.rs`
+//! is a thin layer over these modules.
+
+pub mod checks;
+pub mod load;
+pub mod output;
+pub mod replay;
+pub mod statetest;

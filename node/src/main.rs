@@ -1,0 +1,204 @@
+//! `pel`: the parallel EVM execution layer's command line.
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use pel_executor::ChainConfig;
+use pel_node::{
+    output::Table,
+    replay::{self, mgas_per_s, ReplayOptions},
+    statetest,
+};
+use std::{path::PathBuf, process::ExitCode};
+
+#[derive(Parser)]
+#[command(name = "pel", version, about = "PEL: a parallel EVM execution layer")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Execute captured mainnet blocks and check each against its real header.
+    Replay {
+        /// Folder in the captured-block layout (blocks/<N>/{block,pre_state,bytecodes}.json).
+        #[arg(default_value = "testdata/mainnet")]
+        dir: PathBuf,
+        /// Run the sequential executor only.
+        #[arg(long)]
+        sequential: bool,
+        /// Worker threads of the parallel executor (default: available cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run GeneralStateTests fixtures (files or folders, recursively).
+    Statetest {
+        /// Fixture files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Print one JSON object instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Replay {
+            dir,
+            sequential,
+            threads,
+            json,
+        } => run_replay(dir, sequential, threads, json),
+        Command::Statetest { paths, json } => run_statetest(paths, json),
+    }
+}
+
+fn run_replay(dir: PathBuf, sequential: bool, threads: Option<usize>, json: bool) -> ExitCode {
+    if !sequential && threads.is_some_and(|t| t > 1) {
+        eprintln!(
+            "note: the Block-STM executor has not landed yet; running the sequential path only"
+        );
+    }
+    let options = ReplayOptions {
+        chain: ChainConfig::mainnet(),
+        threads: None,
+    };
+    let total = pel_node::load::list_blocks(&dir)
+        .map(|b| b.len())
+        .unwrap_or(0);
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} blocks  {msg}  eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut gas = 0u64;
+    let mut ms = 0f64;
+    let report = replay::replay(&dir, &options, |r| {
+        gas += r.gas_used;
+        ms += r.sequential_ms.unwrap_or_default();
+        bar.set_message(format!(
+            "block {}  {:.0} Mgas/s",
+            r.number,
+            mgas_per_s(gas, ms)
+        ));
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    let report = match report {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        let mut table = Table::new(
+            &[
+                "block", "fork", "txs", "gas", "seq ms", "Mgas/s", "checks", "result",
+            ],
+            2,
+        );
+        for b in &report.blocks {
+            let (passed, made) = b.checks.counts();
+            let not_made: Vec<&str> = b
+                .checks
+                .iter()
+                .filter(|(_, c)| c.is_none())
+                .map(|(n, _)| n)
+                .collect();
+            let mut checks = format!("{passed}/{made}");
+            if !not_made.is_empty() && b.errors.is_empty() {
+                checks.push_str(&format!(" (n/a: {})", not_made.join(", ")));
+            }
+            table.row(vec![
+                b.number.to_string(),
+                b.fork.clone(),
+                b.txs.to_string(),
+                b.gas_used.to_string(),
+                b.sequential_ms.map_or("-".into(), |m| format!("{m:.2}")),
+                b.sequential_ms
+                    .map_or("-".into(), |m| format!("{:.0}", mgas_per_s(b.gas_used, m))),
+                checks,
+                if b.valid {
+                    "valid".into()
+                } else {
+                    "INVALID".into()
+                },
+            ]);
+        }
+        print!("{}", table.render());
+        for b in report.blocks.iter().filter(|b| !b.errors.is_empty()) {
+            for e in &b.errors {
+                println!("block {}: {e}", b.number);
+            }
+        }
+        let s = &report.summary;
+        println!(
+            "\n{} blocks, {} valid, {} txs, {:.1} Mgas in {:.1} ms sequential ({:.0} Mgas/s)",
+            s.blocks,
+            s.valid,
+            s.txs,
+            s.gas_used as f64 / 1e6,
+            s.sequential_ms,
+            s.sequential_mgas_per_s
+        );
+        println!(
+            "receiptsRoot is n/a before Byzantium: receipts then hold intermediate state roots, \
+             which a touched-accounts pre-state cannot reproduce."
+        );
+    }
+    if report.summary.valid == report.summary.blocks && report.summary.blocks > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn run_statetest(paths: Vec<PathBuf>, json: bool) -> ExitCode {
+    let outcome = match statetest::run(&paths) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&outcome) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        for f in &outcome.failures {
+            println!("FAIL {}: {}", f.id, f.reason);
+        }
+        for s in &outcome.skips {
+            println!("SKIP {}: {}", s.id, s.reason);
+        }
+        let mut line = format!("{} passed, {} failed", outcome.passed, outcome.failed);
+        if outcome.skipped > 0 {
+            line.push_str(&format!(", {} skipped", outcome.skipped));
+        }
+        println!("{line}");
+    }
+    if outcome.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

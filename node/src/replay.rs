@@ -1,0 +1,178 @@
+//! `pel replay`: executes every captured block of a folder, checks it against
+//! its real header, and reports time, throughput and checks per block.
+
+use crate::{
+    checks::{check_block, Checks},
+    load::{self, LoadError},
+};
+use pel_executor::{execute_block, sequential::ExecOptions, ChainConfig};
+use serde::Serialize;
+use std::{path::Path, time::Instant};
+
+/// How to replay.
+#[derive(Clone, Debug)]
+pub struct ReplayOptions {
+    /// Chain the blocks belong to (fork schedule, chain id).
+    pub chain: ChainConfig,
+    /// Worker threads for the parallel executor (`None`: sequential only).
+    pub threads: Option<usize>,
+}
+
+/// The report of one block (the `--json` shape).
+#[derive(Clone, Debug, Serialize)]
+pub struct BlockReport {
+    /// Block number.
+    pub number: u64,
+    /// Fork the block executed under.
+    pub fork: String,
+    /// Transactions.
+    pub txs: usize,
+    /// Gas used by the executed block (the header's when execution failed).
+    pub gas_used: u64,
+    /// Executed and every possible check passed.
+    pub valid: bool,
+    /// Each header check: true, false, or null where it cannot be made.
+    pub checks: Checks,
+    /// Sequential execution time in milliseconds.
+    pub sequential_ms: Option<f64>,
+    /// Parallel execution time (null until the Block-STM executor lands).
+    pub parallel_ms: Option<f64>,
+    /// Sequential time over parallel time.
+    pub speedup: Option<f64>,
+    /// What went wrong, one line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// Totals over all blocks.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// Blocks replayed.
+    pub blocks: usize,
+    /// Blocks valid.
+    pub valid: usize,
+    /// Transactions.
+    pub txs: usize,
+    /// Gas executed.
+    pub gas_used: u64,
+    /// Total sequential time.
+    pub sequential_ms: f64,
+    /// Total parallel time.
+    pub parallel_ms: Option<f64>,
+    /// Total sequential over total parallel time.
+    pub speedup: Option<f64>,
+    /// Sequential throughput in Mgas/s.
+    pub sequential_mgas_per_s: f64,
+}
+
+/// The whole report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// One entry per block, by number.
+    pub blocks: Vec<BlockReport>,
+    /// Totals.
+    pub summary: Summary,
+}
+
+/// Replays one block folder.
+pub fn replay_block(
+    number: u64,
+    block_dir: &Path,
+    block_hashes: &std::collections::BTreeMap<u64, alloy_primitives::B256>,
+    options: &ReplayOptions,
+) -> BlockReport {
+    let mut report = BlockReport {
+        number,
+        fork: String::from("?"),
+        txs: 0,
+        gas_used: 0,
+        valid: false,
+        checks: Checks::default(),
+        sequential_ms: None,
+        parallel_ms: None,
+        speedup: None,
+        errors: Vec::new(),
+    };
+    let block = match load::load_block(block_dir, block_hashes, &options.chain) {
+        Ok(block) => block,
+        Err(e) => {
+            report.errors.push(e.to_string());
+            return report;
+        }
+    };
+    let header = &block.input.header;
+    report.number = header.number;
+    report.txs = block.input.transactions.len();
+    report.gas_used = header.gas_used;
+    let fork = options.chain.fork_at(header.number, header.timestamp);
+    report.fork = fork.name().to_string();
+
+    // One untimed run warms caches and one-time set-up (e.g. the KZG trusted
+    // setup behind the point-evaluation precompile); the second run is timed.
+    let run = || {
+        execute_block(
+            &block.pre_state,
+            &block.input,
+            &options.chain,
+            ExecOptions::default(),
+        )
+    };
+    let _ = run();
+    let start = Instant::now();
+    let result = run();
+    let elapsed = start.elapsed();
+    match result {
+        Ok(output) => {
+            report.sequential_ms = Some(elapsed.as_secs_f64() * 1e3);
+            report.gas_used = output.gas_used;
+            report.checks = check_block(&block, fork.spec(), &output, &mut report.errors);
+            report.valid = report.checks.all_pass();
+        }
+        Err(e) => {
+            report.checks = crate::checks::static_checks(&block);
+            report.errors.push(e.to_string());
+        }
+    }
+    report
+}
+
+/// Replays every block under `dir`, calling `progress` after each.
+pub fn replay(
+    dir: &Path,
+    options: &ReplayOptions,
+    mut progress: impl FnMut(&BlockReport),
+) -> Result<Report, LoadError> {
+    let blocks = load::list_blocks(dir)?;
+    let hashes = load::load_block_hashes(dir)?;
+    let mut reports = Vec::with_capacity(blocks.len());
+    for (number, path) in blocks {
+        let report = replay_block(number, &path, &hashes, options);
+        progress(&report);
+        reports.push(report);
+    }
+    let sequential_ms: f64 = reports.iter().filter_map(|r| r.sequential_ms).sum();
+    let gas_used: u64 = reports.iter().map(|r| r.gas_used).sum();
+    let summary = Summary {
+        blocks: reports.len(),
+        valid: reports.iter().filter(|r| r.valid).count(),
+        txs: reports.iter().map(|r| r.txs).sum(),
+        gas_used,
+        sequential_ms,
+        parallel_ms: None,
+        speedup: None,
+        sequential_mgas_per_s: mgas_per_s(gas_used, sequential_ms),
+    };
+    Ok(Report {
+        blocks: reports,
+        summary,
+    })
+}
+
+/// Throughput in Mgas/s.
+pub fn mgas_per_s(gas: u64, ms: f64) -> f64 {
+    if ms > 0.0 {
+        gas as f64 / 1e6 / (ms / 1e3)
+    } else {
+        0.0
+    }
+}
