@@ -28,6 +28,19 @@ pub struct BlockInput {
     pub ommers: Vec<Ommer>,
 }
 
+impl BlockOutput {
+    /// Union of every receipt's bloom (the header's `logsBloom`). Computed on
+    /// demand: blooms cost a keccak per address and topic, and execution itself
+    /// never needs them.
+    pub fn logs_bloom(&self) -> Bloom {
+        let mut bloom = Bloom::ZERO;
+        for r in &self.receipts {
+            bloom.accrue_bloom(&r.logs_bloom());
+        }
+        bloom
+    }
+}
+
 /// What executing a block produced. Two executors agree when their outputs
 /// compare equal.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,8 +49,6 @@ pub struct BlockOutput {
     pub receipts: Vec<TxReceipt>,
     /// Total gas used (the header's `gasUsed`).
     pub gas_used: u64,
-    /// Union of every receipt's bloom (the header's `logsBloom`).
-    pub logs_bloom: Bloom,
     /// Blob gas used by the block's blob transactions.
     pub blob_gas_used: u64,
     /// What the block changed.

@@ -12,7 +12,7 @@
 //!   removed (EIP-161; revm already normalised pre-Spurious-Dragon state);
 //! - [`BlockState::into_diff`] reports exactly what differs from block start.
 
-use crate::{error::DbError, journal::StorageProbe};
+use crate::{error::DbError, journal::StorageProbe, CodeCache};
 use alloy_primitives::{
     map::{B256Map, HashMap, U256Map},
     Address, Bytes, B256, U256,
@@ -22,6 +22,7 @@ use revm::bytecode::Bytecode;
 use revm::database_interface::Database;
 use revm::primitives::hardfork::SpecId;
 use revm::state::{Account, AccountInfo as RevmAccountInfo};
+use std::sync::Arc;
 
 /// A cached storage slot.
 #[derive(Clone, Copy, Debug)]
@@ -45,6 +46,7 @@ pub struct BlockState<S> {
     base: S,
     accounts: HashMap<Address, CachedAccount>,
     code_cache: B256Map<Bytecode>,
+    shared_code: Arc<CodeCache>,
     new_codes: B256Map<Bytes>,
     /// A backend error met where revm gives no way to report it (the EIP-7610
     /// storage probe); the executor checks it after every transaction.
@@ -52,12 +54,18 @@ pub struct BlockState<S> {
 }
 
 impl<S: StateReader> BlockState<S> {
-    /// A fresh view of `base`.
+    /// A fresh view of `base` with its own code cache.
     pub fn new(base: S) -> Self {
+        Self::with_code_cache(base, Arc::default())
+    }
+
+    /// A fresh view of `base` sharing analysed code with other blocks.
+    pub fn with_code_cache(base: S, shared_code: Arc<CodeCache>) -> Self {
         Self {
             base,
             accounts: HashMap::default(),
             code_cache: B256Map::default(),
+            shared_code,
             new_codes: B256Map::default(),
             deferred_error: None,
         }
@@ -87,9 +95,16 @@ impl<S: StateReader> BlockState<S> {
         if let Some(code) = self.code_cache.get(&hash) {
             return Ok(code.clone());
         }
-        let raw = self.base.code(&hash)?.ok_or(DbError::MissingCode(hash))?;
-        let code =
-            Bytecode::new_raw_checked(raw).map_err(|e| DbError::BadCode(hash, format!("{e:?}")))?;
+        let code = match self.shared_code.get(&hash) {
+            Some(code) => code,
+            None => {
+                let raw = self.base.code(&hash)?.ok_or(DbError::MissingCode(hash))?;
+                let code = Bytecode::new_raw_checked(raw)
+                    .map_err(|e| DbError::BadCode(hash, format!("{e:?}")))?;
+                self.shared_code.insert(hash, code.clone());
+                code
+            }
+        };
         self.code_cache.insert(hash, code.clone());
         Ok(code)
     }

@@ -8,6 +8,7 @@
 pub mod block;
 pub mod block_state;
 pub mod chain;
+pub mod code_cache;
 pub mod env;
 pub mod error;
 pub mod journal;
@@ -19,6 +20,7 @@ pub mod tx;
 pub use block::{BlockInput, BlockOutput, Ommer};
 pub use block_state::BlockState;
 pub use chain::{ChainConfig, Fork};
+pub use code_cache::CodeCache;
 pub use error::ExecError;
 pub use receipt::TxReceipt;
 pub use sequential::execute_block;

@@ -16,8 +16,6 @@ pub struct TxReceipt {
     pub gas_used: u64,
     /// Logs emitted.
     pub logs: Vec<Log>,
-    /// Bloom over `logs`.
-    pub logs_bloom: Bloom,
     /// Address of the contract created, for a successful creation.
     pub contract_address: Option<Address>,
     /// Pre-Byzantium receipts hold the state root after the transaction instead
@@ -27,6 +25,11 @@ pub struct TxReceipt {
 }
 
 impl TxReceipt {
+    /// Bloom over `logs`.
+    pub fn logs_bloom(&self) -> Bloom {
+        logs_bloom(&self.logs)
+    }
+
     /// The consensus (EIP-2718) receipt, as hashed into `receiptsRoot`.
     pub fn envelope(&self) -> ReceiptEnvelope {
         let status = match self.post_state {
@@ -39,7 +42,7 @@ impl TxReceipt {
                 cumulative_gas_used: self.cumulative_gas_used,
                 logs: self.logs.clone(),
             },
-            self.logs_bloom,
+            self.logs_bloom(),
         );
         match TxType::try_from(self.tx_type).unwrap_or(TxType::Legacy) {
             TxType::Legacy => ReceiptEnvelope::Legacy(receipt),

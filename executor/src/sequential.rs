@@ -6,21 +6,23 @@ use crate::{
     block::{BlockInput, BlockOutput},
     block_state::BlockState,
     error::{DbError, ExecError},
-    receipt::{logs_bloom, TxReceipt},
-    system, ChainConfig,
+    receipt::TxReceipt,
+    system, ChainConfig, CodeCache,
 };
-use alloy_primitives::Bloom;
 use pel_state::StateReader;
 use revm::context::result::{EVMError, ExecutionResult, Output};
 use revm::handler::ExecuteEvm;
 use revm::primitives::hardfork::SpecId;
+use std::sync::Arc;
 
 /// Options of a block execution.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ExecOptions {
     /// Apply pre-Merge block and ommer rewards after the transactions (block
     /// import and the official tests need them; receipts never depend on them).
     pub rewards: bool,
+    /// Analysed code shared across blocks (a fresh cache per block when `None`).
+    pub code_cache: Option<Arc<CodeCache>>,
 }
 
 /// Maps a revm error of transaction `index` to an [`ExecError`].
@@ -95,7 +97,6 @@ pub fn make_receipt(tx_type: u8, result: ExecutionResult, cumulative_gas_used: u
         success,
         cumulative_gas_used,
         gas_used,
-        logs_bloom: logs_bloom(&logs),
         logs,
         contract_address,
         post_state: None,
@@ -111,7 +112,9 @@ pub fn execute_block<S: StateReader>(
 ) -> Result<BlockOutput, ExecError> {
     let header = &block.header;
     let spec = chain.spec_at(header.number, header.timestamp);
-    let mut evm = system::new_evm(BlockState::new(state), chain, header, spec);
+    let code_cache = options.code_cache.clone().unwrap_or_default();
+    let state = BlockState::with_code_cache(state, code_cache);
+    let mut evm = system::new_evm(state, chain, header, spec);
     let max_blob_gas = (spec >= SpecId::CANCUN).then(|| {
         chain
             .blob_params_at(header.timestamp)
@@ -153,13 +156,8 @@ pub fn execute_block<S: StateReader>(
         system::apply_rewards(&mut state, header, &block.ommers, spec)?;
     }
 
-    let mut bloom = Bloom::ZERO;
-    for r in &receipts {
-        bloom |= r.logs_bloom;
-    }
     Ok(BlockOutput {
         gas_used: cumulative_gas,
-        logs_bloom: bloom,
         blob_gas_used: blob_gas,
         receipts,
         diff: state.into_diff(),

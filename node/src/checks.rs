@@ -83,7 +83,7 @@ pub fn check_block(
             header.gas_used, output.gas_used
         ));
     }
-    checks.logs_bloom = Some(output.logs_bloom == header.logs_bloom);
+    checks.logs_bloom = Some(output.logs_bloom() == header.logs_bloom);
     if checks.logs_bloom == Some(false) {
         errors.push("logsBloom differs from the header".into());
     }

@@ -2,7 +2,6 @@
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use pel_executor::ChainConfig;
 use pel_node::{
     output::Table,
     replay::{self, mgas_per_s, ReplayOptions},
@@ -64,10 +63,7 @@ fn run_replay(dir: PathBuf, sequential: bool, threads: Option<usize>, json: bool
             "note: the Block-STM executor has not landed yet; running the sequential path only"
         );
     }
-    let options = ReplayOptions {
-        chain: ChainConfig::mainnet(),
-        threads: None,
-    };
+    let options = ReplayOptions::mainnet();
     let total = pel_node::load::list_blocks(&dir)
         .map(|b| b.len())
         .unwrap_or(0);

@@ -5,8 +5,9 @@ use crate::{
     checks::{check_block, Checks},
     load::{self, LoadError},
 };
-use pel_executor::{execute_block, sequential::ExecOptions, ChainConfig};
+use pel_executor::{execute_block, sequential::ExecOptions, ChainConfig, CodeCache};
 use serde::Serialize;
+use std::sync::Arc;
 use std::{path::Path, time::Instant};
 
 /// How to replay.
@@ -16,6 +17,19 @@ pub struct ReplayOptions {
     pub chain: ChainConfig,
     /// Worker threads for the parallel executor (`None`: sequential only).
     pub threads: Option<usize>,
+    /// Analysed code shared by every block of the replay.
+    pub code_cache: Arc<CodeCache>,
+}
+
+impl ReplayOptions {
+    /// Sequential replay of mainnet blocks.
+    pub fn mainnet() -> Self {
+        Self {
+            chain: ChainConfig::mainnet(),
+            threads: None,
+            code_cache: Arc::default(),
+        }
+    }
 }
 
 /// The report of one block (the `--json` shape).

@@ -8,10 +8,7 @@ use pel_node::replay::{replay, ReplayOptions};
 use std::process::Command;
 
 fn options() -> ReplayOptions {
-    ReplayOptions {
-        chain: ChainConfig::mainnet(),
-        threads: None,
-    }
+    ReplayOptions::mainnet()
 }
 
 #[test]
