@@ -267,6 +267,8 @@ impl<S: StateReader> StorageProbe for BlockState<S> {
 impl<S: StateReader> Database for BlockState<S> {
     type Error = DbError;
 
+    // The struct update covers fields revm adds under optional features.
+    #[allow(clippy::needless_update)]
     fn basic(&mut self, address: Address) -> Result<Option<RevmAccountInfo>, DbError> {
         let Some(info) = self.cached(address)?.info else {
             return Ok(None);

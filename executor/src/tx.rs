@@ -107,10 +107,9 @@ mod tests {
     use alloy_consensus::{SignableTransaction, TxEip1559, TxLegacy};
     use alloy_primitives::{Signature, TxKind, U256};
 
-    fn sign<T: SignableTransaction<Signature>>(tx: T) -> (alloy_consensus::Signed<T>, Address)
-    where
-        T: Clone,
-    {
+    fn sign<T: SignableTransaction<Signature> + Clone>(
+        tx: T,
+    ) -> (alloy_consensus::Signed<T>, Address) {
         let key = alloy_primitives::hex!(
             "45a915e4d060149eb4365960e6a7a45f334393093061116b197e3240065ff2d8"
         );

@@ -1,6 +1,8 @@
 //! `pel replay` on the captured mainnet blocks: every block must execute exactly
 //! as mainnet did, and bad input must give clear errors, never panics.
 
+#![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
+
 mod common;
 
 use pel_executor::{ChainConfig, SpecId};

@@ -1,5 +1,7 @@
 //! The official GeneralStateTests through `pel statetest`'s runner.
 
+#![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
+
 mod common;
 
 use pel_node::statetest::{self, UNSUPPORTED_FORKS};
@@ -39,7 +41,7 @@ fn bad_fixture_files_fail_cleanly() {
         .unwrap()
         .replace("\"Cancun\"", "\"Atlantis\"");
     std::fs::write(dir.join("unknown_fork.json"), text).unwrap();
-    let outcome = statetest::run(&[dir.clone()]).unwrap();
+    let outcome = statetest::run(std::slice::from_ref(&dir)).unwrap();
     assert_eq!(outcome.passed, 0);
     assert_eq!(outcome.failed, 2, "{:?}", outcome.failures);
     assert!(outcome

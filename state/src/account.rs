@@ -49,6 +49,8 @@ impl AccountInfo {
     }
 
     /// The trie leaf of this account given its storage root.
+    // The struct update covers fields alloy-trie adds under optional features.
+    #[allow(clippy::needless_update)]
     pub fn to_trie_account(&self, storage_root: B256) -> alloy_trie::TrieAccount {
         alloy_trie::TrieAccount {
             nonce: self.nonce,

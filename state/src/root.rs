@@ -36,8 +36,8 @@ mod tests {
 
     #[test]
     fn empty_state_has_empty_root() {
-        let none: Vec<(Address, AccountInfo, Vec<(U256, U256)>)> = vec![];
-        assert_eq!(state_root(none), EMPTY_ROOT_HASH);
+        type Entry = (Address, AccountInfo, Vec<(U256, U256)>);
+        assert_eq!(state_root(Vec::<Entry>::new()), EMPTY_ROOT_HASH);
         assert_eq!(storage_root([(U256::from(1), U256::ZERO)]), EMPTY_ROOT_HASH);
     }
 
