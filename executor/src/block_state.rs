@@ -132,6 +132,12 @@ impl<S: StateReader> BlockState<S> {
                 account.storage.clear();
             }
         } else {
+            if account.info.is_none() && info.is_empty() {
+                // Materialising an empty account (before Spurious Dragon) is a
+                // creation, as revm reports it.
+                account.storage_cleared = true;
+                account.storage.clear();
+            }
             account.info = Some(info);
         }
         Ok(())
@@ -144,8 +150,13 @@ impl<S: StateReader> BlockState<S> {
 
     /// What the block changed relative to the base state.
     pub fn into_diff(self) -> StateDiff {
+        self.diff()
+    }
+
+    /// What the block changed so far relative to the base state.
+    pub fn diff(&self) -> StateDiff {
         let mut diff = StateDiff::default();
-        for (address, account) in self.accounts {
+        for (address, account) in &self.accounts {
             let storage: std::collections::BTreeMap<U256, U256> = account
                 .storage
                 .iter()
@@ -160,7 +171,7 @@ impl<S: StateReader> BlockState<S> {
                 .collect();
             if account.storage_cleared || account.info != account.original || !storage.is_empty() {
                 diff.accounts.insert(
-                    address,
+                    *address,
                     AccountDiff {
                         info: account.info,
                         storage_cleared: account.storage_cleared,
@@ -169,7 +180,11 @@ impl<S: StateReader> BlockState<S> {
                 );
             }
         }
-        diff.codes = self.new_codes.into_iter().collect();
+        diff.codes = self
+            .new_codes
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
         diff
     }
 
@@ -220,10 +235,8 @@ impl<S: StateReader> BlockState<S> {
         }
         if old_code_hash != Some(info.code_hash) && info.code_hash != KECCAK_EMPTY {
             if let Some(code) = account.info.code {
-                if !self.code_cache.contains_key(&info.code_hash) {
-                    self.new_codes.insert(info.code_hash, code.original_bytes());
-                    self.code_cache.insert(info.code_hash, code);
-                }
+                self.new_codes.insert(info.code_hash, code.original_bytes());
+                self.code_cache.entry(info.code_hash).or_insert(code);
             }
         }
         Ok(())

@@ -61,6 +61,10 @@ pub enum DbError {
     /// BLOCKHASH asked for a block the state does not know.
     #[error("hash of block {0} is not known to the state")]
     MissingBlockHash(u64),
+    /// The read hit an ESTIMATE of this lower transaction (parallel executor
+    /// only): the incarnation must wait for it.
+    #[error("read depends on transaction {0}, which is being re-executed")]
+    Blocked(usize),
     /// Code bytes that revm cannot load.
     #[error("code {0} is malformed: {1}")]
     BadCode(B256, String),

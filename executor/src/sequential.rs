@@ -115,12 +115,7 @@ pub fn execute_block<S: StateReader>(
     let code_cache = options.code_cache.clone().unwrap_or_default();
     let state = BlockState::with_code_cache(state, code_cache);
     let mut evm = system::new_evm(state, chain, header, spec);
-    let max_blob_gas = (spec >= SpecId::CANCUN).then(|| {
-        chain
-            .blob_params_at(header.timestamp)
-            .map_or(6, |p| p.max_blobs_per_block)
-            * alloy_eips::eip4844::DATA_GAS_PER_BLOB
-    });
+    let max_blob_gas = max_blob_gas(chain, spec, header.timestamp);
 
     system::pre_block_calls(&mut evm, header, spec)?;
 
@@ -145,6 +140,24 @@ pub fn execute_block<S: StateReader>(
         receipts.push(make_receipt(tx.tx_type, out.result, cumulative_gas));
     }
 
+    let state = finish_block(evm, block, spec, &options)?;
+    Ok(BlockOutput {
+        gas_used: cumulative_gas,
+        blob_gas_used: blob_gas,
+        receipts,
+        diff: state.into_diff(),
+    })
+}
+
+/// The steps after the last transaction: post-block system calls, withdrawals,
+/// optional rewards. Shared by every executor so their diffs agree.
+pub fn finish_block<S: StateReader>(
+    mut evm: system::BlockEvm<S>,
+    block: &BlockInput,
+    spec: SpecId,
+    options: &ExecOptions,
+) -> Result<BlockState<S>, ExecError> {
+    let header = &block.header;
     system::post_block_calls(&mut evm, header, spec)?;
     let mut state = evm.ctx.journaled_state.inner.database;
     if spec >= SpecId::SHANGHAI {
@@ -155,11 +168,15 @@ pub fn execute_block<S: StateReader>(
     if options.rewards {
         system::apply_rewards(&mut state, header, &block.ommers, spec)?;
     }
+    Ok(state)
+}
 
-    Ok(BlockOutput {
-        gas_used: cumulative_gas,
-        blob_gas_used: blob_gas,
-        receipts,
-        diff: state.into_diff(),
+/// The most blob gas a block of `spec` may use, from Cancun on.
+pub fn max_blob_gas(chain: &ChainConfig, spec: SpecId, timestamp: u64) -> Option<u64> {
+    (spec >= SpecId::CANCUN).then(|| {
+        chain
+            .blob_params_at(timestamp)
+            .map_or(6, |p| p.max_blobs_per_block)
+            * alloy_eips::eip4844::DATA_GAS_PER_BLOB
     })
 }

@@ -2,12 +2,13 @@
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use pel_executor::{CostModel, ParallelExecutor};
 use pel_node::{
     output::Table,
     replay::{self, mgas_per_s, ReplayOptions},
     statetest,
 };
-use std::{path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
 #[derive(Parser)]
 #[command(name = "pel", version, about = "PEL: a parallel EVM execution layer")]
@@ -29,6 +30,12 @@ enum Command {
         /// Worker threads of the parallel executor (default: available cores).
         #[arg(long)]
         threads: Option<usize>,
+        /// Timed runs per block and executor (the fastest counts), after one warm-up.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Run the parallel phase on every block, whatever the cost model says.
+        #[arg(long)]
+        force_parallel: bool,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
@@ -51,19 +58,43 @@ fn main() -> ExitCode {
             dir,
             sequential,
             threads,
+            runs,
+            force_parallel,
             json,
-        } => run_replay(dir, sequential, threads, json),
+        } => run_replay(dir, sequential, threads, runs, force_parallel, json),
         Command::Statetest { paths, json } => run_statetest(paths, json),
     }
 }
 
-fn run_replay(dir: PathBuf, sequential: bool, threads: Option<usize>, json: bool) -> ExitCode {
-    if !sequential && threads.is_some_and(|t| t > 1) {
-        eprintln!(
-            "note: the Block-STM executor has not landed yet; running the sequential path only"
-        );
+fn run_replay(
+    dir: PathBuf,
+    sequential: bool,
+    threads: Option<usize>,
+    runs: usize,
+    force_parallel: bool,
+    json: bool,
+) -> ExitCode {
+    let mut options = ReplayOptions::mainnet();
+    options.runs = runs;
+    if !sequential {
+        let threads = threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        match ParallelExecutor::new(threads) {
+            Ok(mut executor) => {
+                if force_parallel {
+                    executor.cost_model = CostModel::always();
+                }
+                options.parallel = Some(Arc::new(executor));
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
     }
-    let options = ReplayOptions::mainnet();
     let total = pel_node::load::list_blocks(&dir)
         .map(|b| b.len())
         .unwrap_or(0);
@@ -103,7 +134,8 @@ fn run_replay(dir: PathBuf, sequential: bool, threads: Option<usize>, json: bool
     } else {
         let mut table = Table::new(
             &[
-                "block", "fork", "txs", "gas", "seq ms", "Mgas/s", "checks", "result",
+                "block", "fork", "txs", "gas", "seq ms", "Mgas/s", "par ms", "speedup", "reexec",
+                "checks", "result",
             ],
             2,
         );
@@ -127,6 +159,9 @@ fn run_replay(dir: PathBuf, sequential: bool, threads: Option<usize>, json: bool
                 b.sequential_ms.map_or("-".into(), |m| format!("{m:.2}")),
                 b.sequential_ms
                     .map_or("-".into(), |m| format!("{:.0}", mgas_per_s(b.gas_used, m))),
+                b.parallel_ms.map_or("-".into(), |m| format!("{m:.2}")),
+                b.speedup.map_or("-".into(), |s| format!("{s:.2}x")),
+                b.reexecutions.map_or("-".into(), |r| r.to_string()),
                 checks,
                 if b.valid {
                     "valid".into()
@@ -151,6 +186,13 @@ fn run_replay(dir: PathBuf, sequential: bool, threads: Option<usize>, json: bool
             s.sequential_ms,
             s.sequential_mgas_per_s
         );
+        if let (Some(p), Some(x)) = (s.parallel_ms, s.speedup) {
+            let threads = options.parallel.as_ref().map_or(1, |e| e.threads());
+            println!(
+                "parallel ({threads} threads): {p:.1} ms ({:.0} Mgas/s), speedup {x:.2}x over sequential",
+                mgas_per_s(s.gas_used, p)
+            );
+        }
         println!(
             "receiptsRoot is n/a before Byzantium: receipts then hold intermediate state roots, \
              which a touched-accounts pre-state cannot reproduce."

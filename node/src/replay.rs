@@ -5,7 +5,10 @@ use crate::{
     checks::{check_block, Checks},
     load::{self, LoadError},
 };
-use pel_executor::{execute_block, sequential::ExecOptions, ChainConfig, CodeCache};
+use pel_executor::{
+    execute_block, sequential::ExecOptions, BlockOutput, ChainConfig, CodeCache, ExecError,
+    ParallelExecutor,
+};
 use serde::Serialize;
 use std::sync::Arc;
 use std::{path::Path, time::Instant};
@@ -15,8 +18,10 @@ use std::{path::Path, time::Instant};
 pub struct ReplayOptions {
     /// Chain the blocks belong to (fork schedule, chain id).
     pub chain: ChainConfig,
-    /// Worker threads for the parallel executor (`None`: sequential only).
-    pub threads: Option<usize>,
+    /// The parallel executor (`None`: sequential only).
+    pub parallel: Option<Arc<ParallelExecutor>>,
+    /// Timed runs per block and executor; the fastest counts.
+    pub runs: usize,
     /// Analysed code shared by every block of the replay.
     pub code_cache: Arc<CodeCache>,
 }
@@ -26,7 +31,8 @@ impl ReplayOptions {
     pub fn mainnet() -> Self {
         Self {
             chain: ChainConfig::mainnet(),
-            threads: None,
+            parallel: None,
+            runs: 1,
             code_cache: Arc::default(),
         }
     }
@@ -53,6 +59,10 @@ pub struct BlockReport {
     pub parallel_ms: Option<f64>,
     /// Sequential time over parallel time.
     pub speedup: Option<f64>,
+    /// Aborted incarnations in the parallel run.
+    pub reexecutions: Option<usize>,
+    /// Validations that failed in the parallel run.
+    pub validation_failures: Option<usize>,
     /// What went wrong, one line each.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
@@ -105,6 +115,8 @@ pub fn replay_block(
         sequential_ms: None,
         parallel_ms: None,
         speedup: None,
+        reexecutions: None,
+        validation_failures: None,
         errors: Vec::new(),
     };
     let block = match load::load_block(block_dir, block_hashes, &options.chain) {
@@ -122,32 +134,96 @@ pub fn replay_block(
     report.fork = fork.name().to_string();
 
     // One untimed run warms caches and one-time set-up (e.g. the KZG trusted
-    // setup behind the point-evaluation precompile); the second run is timed.
-    let run = || {
-        execute_block(
-            &block.pre_state,
-            &block.input,
-            &options.chain,
-            ExecOptions::default(),
-        )
+    // setup behind the point-evaluation precompile); then the fastest of
+    // `runs` timed runs counts.
+    let exec = ExecOptions {
+        code_cache: Some(options.code_cache.clone()),
+        ..Default::default()
     };
-    let _ = run();
-    let start = Instant::now();
-    let result = run();
-    let elapsed = start.elapsed();
-    match result {
-        Ok(output) => {
-            report.sequential_ms = Some(elapsed.as_secs_f64() * 1e3);
-            report.gas_used = output.gas_used;
-            report.checks = check_block(&block, fork.spec(), &output, &mut report.errors);
-            report.valid = report.checks.all_pass();
-        }
+    let sequential = || execute_block(&block.pre_state, &block.input, &options.chain, exec.clone());
+    let (result, ms) = timed(options.runs, sequential);
+    let output = match result {
+        Ok(output) => output,
         Err(e) => {
             report.checks = crate::checks::static_checks(&block);
             report.errors.push(e.to_string());
+            return report;
+        }
+    };
+    report.sequential_ms = Some(ms);
+    report.gas_used = output.gas_used;
+    report.checks = check_block(&block, fork.spec(), &output, &mut report.errors);
+    report.valid = report.checks.all_pass();
+
+    if let Some(executor) = &options.parallel {
+        let parallel =
+            || executor.execute_block(&block.pre_state, &block.input, &options.chain, exec.clone());
+        let (result, ms) = timed(options.runs, parallel);
+        match result {
+            Ok((par, stats)) => {
+                report.parallel_ms = Some(ms);
+                report.speedup = Some(report.sequential_ms.unwrap_or_default() / ms.max(1e-9));
+                report.reexecutions = Some(stats.reexecutions);
+                report.validation_failures = Some(stats.validation_failures);
+                if let Some(difference) = first_difference(&output, &par) {
+                    report.valid = false;
+                    report.errors.push(format!(
+                        "parallel result differs from sequential: {difference}"
+                    ));
+                }
+            }
+            Err(e) => {
+                report.valid = false;
+                report
+                    .errors
+                    .push(format!("parallel execution failed: {e}"));
+            }
         }
     }
     report
+}
+
+/// Runs `f` once untimed, then `runs` times; returns the last result and the
+/// fastest time in milliseconds.
+fn timed<T>(runs: usize, f: impl Fn() -> Result<T, ExecError>) -> (Result<T, ExecError>, f64) {
+    let mut result = f();
+    let mut best = f64::INFINITY;
+    if result.is_err() {
+        return (result, 0.0);
+    }
+    for _ in 0..runs.max(1) {
+        let start = Instant::now();
+        result = f();
+        best = best.min(start.elapsed().as_secs_f64() * 1e3);
+    }
+    (result, best)
+}
+
+/// Where two block outputs differ, if they do.
+pub fn first_difference(a: &BlockOutput, b: &BlockOutput) -> Option<String> {
+    if a == b {
+        return None;
+    }
+    if a.gas_used != b.gas_used {
+        return Some(format!("gas used {} vs {}", a.gas_used, b.gas_used));
+    }
+    for (i, (ra, rb)) in a.receipts.iter().zip(&b.receipts).enumerate() {
+        if ra != rb {
+            return Some(format!("receipt {i}: {ra:?} vs {rb:?}"));
+        }
+    }
+    for (address, da) in &a.diff.accounts {
+        match b.diff.accounts.get(address) {
+            Some(db) if db == da => {}
+            other => return Some(format!("account {address}: {da:?} vs {other:?}")),
+        }
+    }
+    for address in b.diff.accounts.keys() {
+        if !a.diff.accounts.contains_key(address) {
+            return Some(format!("account {address} only in the parallel diff"));
+        }
+    }
+    Some("codes or blob gas differ".into())
 }
 
 /// Replays every block under `dir`, calling `progress` after each.
@@ -165,6 +241,10 @@ pub fn replay(
         reports.push(report);
     }
     let sequential_ms: f64 = reports.iter().filter_map(|r| r.sequential_ms).sum();
+    let parallel_ms: Option<f64> = options
+        .parallel
+        .as_ref()
+        .map(|_| reports.iter().filter_map(|r| r.parallel_ms).sum());
     let gas_used: u64 = reports.iter().map(|r| r.gas_used).sum();
     let summary = Summary {
         blocks: reports.len(),
@@ -172,8 +252,8 @@ pub fn replay(
         txs: reports.iter().map(|r| r.txs).sum(),
         gas_used,
         sequential_ms,
-        parallel_ms: None,
-        speedup: None,
+        parallel_ms,
+        speedup: parallel_ms.map(|p| sequential_ms / p.max(1e-9)),
         sequential_mgas_per_s: mgas_per_s(gas_used, sequential_ms),
     };
     Ok(Report {

@@ -9,12 +9,14 @@ pub mod diff;
 pub mod error;
 pub mod mainnet;
 pub mod memory;
+pub mod overlay;
 pub mod root;
 
 pub use account::AccountInfo;
 pub use diff::{AccountDiff, StateDiff};
 pub use error::StateError;
 pub use memory::InMemoryState;
+pub use overlay::DiffOverlay;
 pub use root::{state_root, storage_root};
 
 use alloy_primitives::{Address, Bytes, B256, U256};

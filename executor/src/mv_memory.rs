@@ -1,0 +1,236 @@
+//! Multi-version memory: for every state location, the value written by each
+//! transaction's latest incarnation, or an ESTIMATE marker where that
+//! incarnation was aborted and is expected to write again.
+//!
+//! Locations are an account's basic record (balance, nonce, code hash,
+//! existence, plus the index of the last transaction that wiped its storage)
+//! and single storage slots. Code is content-addressed and lives in the shared
+//! [`crate::CodeCache`], not here. Block-beneficiary fees are kept per
+//! transaction beside the map (see [`MvMemory::fee`]).
+//!
+//! Invariants:
+//! - a read by transaction `j` sees the entry of the highest transaction `i < j`
+//!   that wrote the location, or the base state when none did;
+//! - an ESTIMATE below the reader is a dependency: the reader must wait for
+//!   that transaction rather than use an older value;
+//! - after [`MvMemory::record`] of transaction `i`, exactly the locations of
+//!   its latest write set hold entries of `i`.
+
+use crate::scheduler::TxIdx;
+use alloy_primitives::{Address, U256};
+use dashmap::DashMap;
+use pel_state::AccountInfo;
+use std::{
+    collections::BTreeMap,
+    sync::{Mutex, MutexGuard},
+};
+
+/// A versioned state location.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Location {
+    /// Balance, nonce, code hash and existence of an account.
+    Account(Address),
+    /// One storage slot.
+    Storage(Address, U256),
+}
+
+/// An account's versioned record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountValue {
+    /// `None` when the account does not exist.
+    pub info: Option<AccountInfo>,
+    /// The last transaction of this block (at or below the writer) that wiped
+    /// the account's storage (self-destruct, creation, EIP-161 removal).
+    pub last_wipe: Option<TxIdx>,
+}
+
+/// A versioned value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Value {
+    /// For [`Location::Account`].
+    Account(AccountValue),
+    /// For [`Location::Storage`].
+    Storage(U256),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Entry {
+    Data(Value),
+    Estimate,
+}
+
+/// What a read found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Read {
+    /// The value written by transaction `tx`.
+    Written {
+        /// The writer.
+        tx: TxIdx,
+        /// Its value.
+        value: Value,
+    },
+    /// No lower transaction wrote the location: read the base state.
+    Base,
+    /// A lower transaction's write is an ESTIMATE: wait for it.
+    Blocked(TxIdx),
+}
+
+/// A transaction's fee to the block beneficiary, deferred so that paying it
+/// does not make every transaction depend on the one before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fee {
+    /// Not executed yet (counts as zero; validation catches the change).
+    Unknown,
+    /// Executed, fee known.
+    Known(U256),
+    /// Aborted: will pay again.
+    Estimate,
+}
+
+/// The multi-version store of one block; see the module docs.
+#[derive(Debug)]
+pub struct MvMemory {
+    data: DashMap<Location, BTreeMap<TxIdx, Entry>, alloy_primitives::map::DefaultHashBuilder>,
+    last_written: Vec<Mutex<Vec<Location>>>,
+    fees: Vec<Mutex<Fee>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl MvMemory {
+    /// An empty store for `block_size` transactions.
+    pub fn new(block_size: usize) -> Self {
+        Self {
+            data: DashMap::with_hasher(Default::default()),
+            last_written: (0..block_size).map(|_| Mutex::new(Vec::new())).collect(),
+            fees: (0..block_size).map(|_| Mutex::new(Fee::Unknown)).collect(),
+        }
+    }
+
+    /// The latest write to `location` below transaction `tx`.
+    pub fn read(&self, location: &Location, tx: TxIdx) -> Read {
+        let Some(entries) = self.data.get(location) else {
+            return Read::Base;
+        };
+        match entries.range(..tx).next_back() {
+            None => Read::Base,
+            Some((writer, Entry::Estimate)) => Read::Blocked(*writer),
+            Some((writer, Entry::Data(value))) => Read::Written {
+                tx: *writer,
+                value: *value,
+            },
+        }
+    }
+
+    /// Transaction `tx`'s fee as last recorded.
+    pub fn fee(&self, tx: TxIdx) -> Fee {
+        *lock(&self.fees[tx])
+    }
+
+    /// Stores the writes and fee of `tx`'s incarnation, removing entries its
+    /// previous incarnation wrote and this one did not. Returns true when it
+    /// wrote a location the previous incarnation did not.
+    pub fn record(&self, tx: TxIdx, writes: Vec<(Location, Value)>, fee: U256) -> bool {
+        let mut last = lock(&self.last_written[tx]);
+        let mut wrote_new = false;
+        let new_locations: Vec<Location> = writes.iter().map(|(l, _)| *l).collect();
+        for (location, value) in writes {
+            let mut entries = self.data.entry(location).or_default();
+            if entries.insert(tx, Entry::Data(value)).is_none() {
+                wrote_new = true;
+            }
+        }
+        for old in last.iter() {
+            if !new_locations.contains(old) {
+                if let Some(mut entries) = self.data.get_mut(old) {
+                    entries.remove(&tx);
+                }
+            }
+        }
+        *last = new_locations;
+        drop(last);
+        *lock(&self.fees[tx]) = Fee::Known(fee);
+        wrote_new
+    }
+
+    /// Marks every write of `tx`'s aborted incarnation as an ESTIMATE.
+    pub fn convert_writes_to_estimates(&self, tx: TxIdx) {
+        let last = lock(&self.last_written[tx]);
+        for location in last.iter() {
+            if let Some(mut entries) = self.data.get_mut(location) {
+                entries.insert(tx, Entry::Estimate);
+            }
+        }
+        drop(last);
+        *lock(&self.fees[tx]) = Fee::Estimate;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(n: u64) -> Location {
+        Location::Storage(Address::with_last_byte(1), U256::from(n))
+    }
+
+    #[test]
+    fn reads_see_the_latest_lower_write() {
+        let mv = MvMemory::new(4);
+        assert_eq!(mv.read(&slot(1), 3), Read::Base);
+        mv.record(
+            0,
+            vec![(slot(1), Value::Storage(U256::from(10)))],
+            U256::ZERO,
+        );
+        mv.record(
+            2,
+            vec![(slot(1), Value::Storage(U256::from(30)))],
+            U256::ZERO,
+        );
+        assert_eq!(mv.read(&slot(1), 0), Read::Base);
+        assert_eq!(
+            mv.read(&slot(1), 2),
+            Read::Written {
+                tx: 0,
+                value: Value::Storage(U256::from(10))
+            }
+        );
+        assert_eq!(
+            mv.read(&slot(1), 3),
+            Read::Written {
+                tx: 2,
+                value: Value::Storage(U256::from(30))
+            }
+        );
+    }
+
+    #[test]
+    fn estimates_block_and_rewrites_replace() {
+        let mv = MvMemory::new(3);
+        assert!(mv.record(
+            0,
+            vec![(slot(1), Value::Storage(U256::from(1)))],
+            U256::from(5)
+        ));
+        mv.convert_writes_to_estimates(0);
+        assert_eq!(mv.read(&slot(1), 2), Read::Blocked(0));
+        assert_eq!(mv.fee(0), Fee::Estimate);
+        // The next incarnation writes another slot: the old entry disappears.
+        assert!(mv.record(
+            0,
+            vec![(slot(2), Value::Storage(U256::from(2)))],
+            U256::from(7)
+        ));
+        assert_eq!(mv.read(&slot(1), 2), Read::Base);
+        assert_eq!(mv.fee(0), Fee::Known(U256::from(7)));
+        // Same location again: nothing new.
+        assert!(!mv.record(
+            0,
+            vec![(slot(2), Value::Storage(U256::from(3)))],
+            U256::ZERO
+        ));
+    }
+}

@@ -1,0 +1,292 @@
+//! The Block-STM parallel executor: a fixed pool of worker threads executes a
+//! block's transactions optimistically against the multi-version memory,
+//! validates every read, re-executes what conflicted, and then commits the
+//! final incarnations in block order through the same [`BlockState`] commit as
+//! the sequential executor, so both produce the same [`BlockOutput`].
+//!
+//! Phases of one block:
+//! 1. pre-block system calls, sequentially, on a [`BlockState`];
+//! 2. the parallel phase over that state (a [`DiffOverlay`] of the base):
+//!    workers take tasks from the [`Scheduler`] until it reports done;
+//! 3. commit: in order, each transaction's block-limit checks, its state
+//!    changes, its deferred beneficiary fee and its receipt; then the
+//!    post-block steps shared with the sequential executor.
+//!
+//! A cost model sends blocks where parallelism cannot pay to the sequential
+//! executor.
+
+use crate::{
+    block::{BlockInput, BlockOutput},
+    block_state::BlockState,
+    error::ExecError,
+    mv_memory::MvMemory,
+    scheduler::{Scheduler, Task},
+    sequential::{self, check_block_limits, finish_block, make_receipt, tx_error, ExecOptions},
+    system,
+    vm::{self, Incarnated, ReadRecord, Shared, TxOutcome},
+    ChainConfig,
+};
+use pel_state::{DiffOverlay, StateReader};
+use revm::context::result::EVMError;
+use std::sync::{Mutex, MutexGuard};
+
+/// Counters of one parallel run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ParallelStats {
+    /// The block ran through the parallel phase (false: the cost model chose
+    /// the sequential executor).
+    pub parallel: bool,
+    /// Aborted incarnations (each is re-executed).
+    pub reexecutions: usize,
+    /// Validations that found a changed read.
+    pub validation_failures: usize,
+}
+
+/// When to run a block in parallel.
+#[derive(Clone, Copy, Debug)]
+pub struct CostModel {
+    /// Fewer transactions than this run sequentially.
+    pub min_txs: usize,
+    /// Blocks using less gas than this (by the header's gas used, or the sum of
+    /// gas limits when unknown) run sequentially.
+    pub min_gas: u64,
+}
+
+impl Default for CostModel {
+    fn default() -> Self {
+        Self {
+            min_txs: 4,
+            min_gas: 400_000,
+        }
+    }
+}
+
+impl CostModel {
+    /// Always run the parallel phase (tests and benchmarks).
+    pub fn always() -> Self {
+        Self {
+            min_txs: 0,
+            min_gas: 0,
+        }
+    }
+
+    /// Whether `block` should run in parallel on `threads` threads.
+    pub fn parallel(&self, block: &BlockInput, threads: usize) -> bool {
+        if threads < 2 && self.min_txs > 0 {
+            return false;
+        }
+        let gas = if block.header.gas_used > 0 {
+            block.header.gas_used
+        } else {
+            block.transactions.iter().map(|t| t.env.gas_limit).sum()
+        };
+        block.transactions.len() >= self.min_txs && gas >= self.min_gas
+    }
+}
+
+/// A Block-STM executor with its own fixed pool of worker threads.
+#[derive(Debug)]
+pub struct ParallelExecutor {
+    pool: rayon::ThreadPool,
+    threads: usize,
+    /// When to fall back to the sequential executor.
+    pub cost_model: CostModel,
+}
+
+/// The executor could not start its threads.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start {threads} worker threads: {reason}")]
+pub struct PoolError {
+    threads: usize,
+    reason: String,
+}
+
+#[derive(Debug, Default)]
+struct TxSlot {
+    reads: Vec<ReadRecord>,
+    outcome: Option<TxOutcome>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ParallelExecutor {
+    /// An executor with `threads` workers (at least one).
+    pub fn new(threads: usize) -> Result<Self, PoolError> {
+        let threads = threads.max(1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("pel-worker-{i}"))
+            .build()
+            .map_err(|e| PoolError {
+                threads,
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            pool,
+            threads,
+            cost_model: CostModel::default(),
+        })
+    }
+
+    /// Number of worker threads.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Executes `block` on `state`; the output equals the sequential executor's.
+    pub fn execute_block<S: StateReader>(
+        &self,
+        state: S,
+        block: &BlockInput,
+        chain: &ChainConfig,
+        options: ExecOptions,
+    ) -> Result<(BlockOutput, ParallelStats), ExecError> {
+        if !self.cost_model.parallel(block, self.threads) {
+            let output = sequential::execute_block(state, block, chain, options)?;
+            return Ok((output, ParallelStats::default()));
+        }
+        let header = &block.header;
+        let spec = chain.spec_at(header.number, header.timestamp);
+        let code = options.code_cache.clone().unwrap_or_default();
+
+        // 1. Pre-block system calls.
+        let mut evm = system::new_evm(
+            BlockState::with_code_cache(state, code.clone()),
+            chain,
+            header,
+            spec,
+        );
+        system::pre_block_calls(&mut evm, header, spec)?;
+        let pre_block = evm.ctx.journaled_state.inner.database.diff();
+
+        // 2. The parallel phase.
+        let n = block.transactions.len();
+        let slots: Vec<Mutex<TxSlot>> = (0..n).map(|_| Mutex::default()).collect();
+        let mv = MvMemory::new(n);
+        let scheduler = Scheduler::new(n);
+        {
+            let base = DiffOverlay::new(evm.ctx.journaled_state.inner.database.base(), &pre_block);
+            let shared = Shared {
+                base: &base,
+                mv: &mv,
+                code: &code,
+                beneficiary: header.beneficiary,
+                spec,
+            };
+            let cfg = evm.ctx.cfg.clone();
+            let block_env = evm.ctx.block.clone();
+            self.pool.broadcast(|_| {
+                let mut vm = vm::new_vm(&shared, cfg.clone(), block_env.clone());
+                worker(&scheduler, &shared, &mut vm, &slots, block);
+            });
+        }
+        let stats = ParallelStats {
+            parallel: true,
+            reexecutions: scheduler.aborts(),
+            validation_failures: scheduler.validation_failures(),
+        };
+
+        // 3. Commit in order.
+        let max_blob_gas = sequential::max_blob_gas(chain, spec, header.timestamp);
+        let mut receipts = Vec::with_capacity(n);
+        let mut cumulative_gas = 0u64;
+        let mut blob_gas = 0u64;
+        for (index, slot) in slots.into_iter().enumerate() {
+            check_block_limits(block, index, cumulative_gas, blob_gas, max_blob_gas)?;
+            let outcome = slot.into_inner().unwrap_or_else(|e| e.into_inner()).outcome;
+            let (result, changes, fee) = match outcome {
+                Some(Ok(done)) => done,
+                Some(Err(e)) => return Err(tx_error(block, index, e)),
+                None => {
+                    return Err(tx_error(
+                        block,
+                        index,
+                        EVMError::Custom(
+                            "parallel phase ended without executing the transaction".into(),
+                        ),
+                    ))
+                }
+            };
+            let db = &mut evm.ctx.journaled_state.inner.database;
+            db.commit_changes(changes)
+                .and_then(|()| db.increment_balance(header.beneficiary, fee, spec))
+                .map_err(|e| tx_error(block, index, EVMError::Database(e)))?;
+            cumulative_gas += result.tx_gas_used();
+            let tx = &block.transactions[index];
+            blob_gas += tx.env.blob_hashes.len() as u64 * alloy_eips::eip4844::DATA_GAS_PER_BLOB;
+            receipts.push(make_receipt(tx.tx_type, result, cumulative_gas));
+        }
+        let state = finish_block(evm, block, spec, &options)?;
+        Ok((
+            BlockOutput {
+                gas_used: cumulative_gas,
+                blob_gas_used: blob_gas,
+                receipts,
+                diff: state.into_diff(),
+            },
+            stats,
+        ))
+    }
+}
+
+/// One worker's loop: take tasks until the scheduler reports the block done.
+fn worker<'a, S: StateReader>(
+    scheduler: &Scheduler,
+    shared: &'a Shared<'a, S>,
+    vm: &mut vm::VmEvm<'a, S>,
+    slots: &[Mutex<TxSlot>],
+    block: &BlockInput,
+) {
+    let mut task = None;
+    loop {
+        let current = match task.take() {
+            Some(t) => t,
+            None => match scheduler.next_task() {
+                Some(t) => t,
+                None => return,
+            },
+        };
+        task = match current {
+            Task::Execute(version) => {
+                let env = &block.transactions[version.tx].env;
+                loop {
+                    match vm::execute(vm, shared, version.tx, env) {
+                        Incarnated::Blocked(blocker) => {
+                            if scheduler.add_dependency(version.tx, blocker) {
+                                break None;
+                            }
+                            // The blocker finished meanwhile: run again at once.
+                        }
+                        Incarnated::Done {
+                            reads,
+                            writes,
+                            fee,
+                            outcome,
+                        } => {
+                            let wrote_new = shared.mv.record(version.tx, writes, fee);
+                            {
+                                let mut slot = lock(&slots[version.tx]);
+                                slot.reads = reads;
+                                slot.outcome = Some(outcome);
+                            }
+                            break scheduler.finish_execution(version, wrote_new);
+                        }
+                    }
+                }
+            }
+            Task::Validate(version) => {
+                let valid = {
+                    let slot = lock(&slots[version.tx]);
+                    vm::validate(shared, version.tx, &slot.reads)
+                };
+                let aborted = !valid && scheduler.try_validation_abort(version);
+                if aborted {
+                    shared.mv.convert_writes_to_estimates(version.tx);
+                }
+                scheduler.finish_validation(version.tx, aborted)
+            }
+        };
+    }
+}

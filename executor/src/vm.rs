@@ -1,0 +1,582 @@
+//! The VM adapter of the Block-STM executor: runs one transaction incarnation
+//! on revm against its view of the multi-version memory, recording what it
+//! read and turning what it wrote into versioned writes; and re-checks those
+//! reads at validation.
+//!
+//! Two EVM-specific rules keep real blocks parallel:
+//! - the block beneficiary's fee is not paid inside the transaction (a revm
+//!   handler with a deferred `reward_beneficiary`): it is kept per transaction
+//!   in the multi-version memory and added when a later transaction reads the
+//!   beneficiary explicitly, and at commit;
+//! - reads are validated by value: an incarnation stays valid as long as every
+//!   location it read still resolves to the same value.
+
+use crate::{
+    error::DbError,
+    journal::{PelJournal, StorageProbe},
+    mv_memory::{AccountValue, Fee, Location, MvMemory, Read, Value},
+    scheduler::TxIdx,
+    CodeCache,
+};
+use alloy_primitives::{map::HashMap, Address, B256, U256};
+use pel_state::{account::KECCAK_EMPTY, AccountInfo, StateReader};
+use revm::{
+    bytecode::Bytecode,
+    context::{
+        result::{EVMError, ExecutionResult, InvalidTransaction},
+        BlockEnv, CfgEnv, Context, TxEnv,
+    },
+    context_interface::{Block, Cfg, ContextSetters, ContextTr, Transaction},
+    database_interface::Database,
+    handler::{
+        evm::FrameTr, instructions::EthInstructions, EthFrame, EthPrecompiles, EvmTr, EvmTrError,
+        FrameResult, Handler, MainBuilder,
+    },
+    interpreter::{interpreter::EthInterpreter, interpreter_action::FrameInit},
+    primitives::hardfork::SpecId,
+    state::{AccountInfo as RevmAccountInfo, EvmState},
+    ExecuteEvm,
+};
+use std::{cell::Cell, sync::Arc};
+
+/// Everything the workers of one block share.
+#[derive(Debug)]
+pub struct Shared<'a, S> {
+    /// The state the parallel phase starts from.
+    pub base: &'a S,
+    /// The multi-version memory.
+    pub mv: &'a MvMemory,
+    /// Analysed code by hash.
+    pub code: &'a Arc<CodeCache>,
+    /// The block beneficiary, whose fees are deferred.
+    pub beneficiary: Address,
+    /// The block's spec.
+    pub spec: SpecId,
+}
+
+/// Adds `fee` to an account the way revm's fee payment would (EIP-161: an
+/// account left empty by the touch is removed from Spurious Dragon on).
+pub fn credit(info: Option<AccountInfo>, fee: U256, spec: SpecId) -> Option<AccountInfo> {
+    let mut account = info.unwrap_or_default();
+    account.balance = account.balance.saturating_add(fee);
+    if account.is_empty() && spec >= SpecId::SPURIOUS_DRAGON {
+        None
+    } else {
+        Some(account)
+    }
+}
+
+/// Why a resolution could not produce a value.
+#[derive(Debug)]
+pub enum Unresolved {
+    /// A lower transaction's write is an ESTIMATE.
+    Blocked(TxIdx),
+    /// The base state failed.
+    Db(DbError),
+}
+
+impl<S: StateReader> Shared<'_, S> {
+    /// The account record transaction `tx` sees.
+    pub fn resolve_account(&self, address: Address, tx: TxIdx) -> Result<AccountValue, Unresolved> {
+        if address == self.beneficiary {
+            return self.resolve_beneficiary(tx);
+        }
+        self.resolve_plain_account(address, tx).map(|(_, v)| v)
+    }
+
+    fn resolve_plain_account(
+        &self,
+        address: Address,
+        tx: TxIdx,
+    ) -> Result<(Option<TxIdx>, AccountValue), Unresolved> {
+        match self.mv.read(&Location::Account(address), tx) {
+            Read::Written {
+                tx: writer,
+                value: Value::Account(v),
+            } => Ok((Some(writer), v)),
+            Read::Written { .. } => Err(Unresolved::Db(DbError::BadCode(
+                B256::ZERO,
+                "storage value under an account location".into(),
+            ))),
+            Read::Blocked(k) => Err(Unresolved::Blocked(k)),
+            Read::Base => {
+                let info = self
+                    .base
+                    .account(&address)
+                    .map_err(|e| Unresolved::Db(e.into()))?;
+                Ok((
+                    None,
+                    AccountValue {
+                        info,
+                        last_wipe: None,
+                    },
+                ))
+            }
+        }
+    }
+
+    /// The beneficiary as `tx` sees it: its last explicit write (or base), plus
+    /// the deferred fees of every transaction from that writer up to `tx`.
+    fn resolve_beneficiary(&self, tx: TxIdx) -> Result<AccountValue, Unresolved> {
+        let (writer, mut value) = self.resolve_plain_account(self.beneficiary, tx)?;
+        for k in writer.unwrap_or(0)..tx {
+            match self.mv.fee(k) {
+                Fee::Known(fee) => value.info = credit(value.info, fee, self.spec),
+                Fee::Unknown => {}
+                Fee::Estimate => return Err(Unresolved::Blocked(k)),
+            }
+        }
+        Ok(value)
+    }
+
+    /// A storage slot as `tx` sees it, given the account's last wipe.
+    pub fn resolve_storage(
+        &self,
+        address: Address,
+        slot: U256,
+        last_wipe: Option<TxIdx>,
+        tx: TxIdx,
+    ) -> Result<U256, Unresolved> {
+        match self.mv.read(&Location::Storage(address, slot), tx) {
+            Read::Written {
+                tx: writer,
+                value: Value::Storage(v),
+            } => Ok(if last_wipe.is_some_and(|w| writer < w) {
+                U256::ZERO
+            } else {
+                v
+            }),
+            Read::Written { .. } => Err(Unresolved::Db(DbError::BadCode(
+                B256::ZERO,
+                "account value under a storage location".into(),
+            ))),
+            Read::Blocked(k) => Err(Unresolved::Blocked(k)),
+            Read::Base if last_wipe.is_some() => Ok(U256::ZERO),
+            Read::Base => self
+                .base
+                .storage(&address, &slot)
+                .map_err(|e| Unresolved::Db(e.into())),
+        }
+    }
+
+    fn code(&self, hash: B256) -> Result<Bytecode, DbError> {
+        if let Some(code) = self.code.get(&hash) {
+            return Ok(code);
+        }
+        let raw = self.base.code(&hash)?.ok_or(DbError::MissingCode(hash))?;
+        let code =
+            Bytecode::new_raw_checked(raw).map_err(|e| DbError::BadCode(hash, format!("{e:?}")))?;
+        self.code.insert(hash, code.clone());
+        Ok(code)
+    }
+}
+
+/// One read an incarnation made, with the value it saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadRecord {
+    /// An account record.
+    Account(Address, AccountValue),
+    /// A storage slot.
+    Storage(Address, U256, U256),
+}
+
+/// The database revm sees while executing one incarnation of transaction `tx`.
+#[derive(Debug)]
+pub struct VmDb<'a, S> {
+    shared: &'a Shared<'a, S>,
+    tx: TxIdx,
+    accounts: HashMap<Address, AccountValue>,
+    storage: HashMap<(Address, U256), U256>,
+    reads: Vec<ReadRecord>,
+    deferred_error: Option<DbError>,
+}
+
+impl<'a, S: StateReader> VmDb<'a, S> {
+    /// A fresh view for transaction `tx`.
+    pub fn new(shared: &'a Shared<'a, S>, tx: TxIdx) -> Self {
+        Self {
+            shared,
+            tx,
+            accounts: HashMap::default(),
+            storage: HashMap::default(),
+            reads: Vec::new(),
+            deferred_error: None,
+        }
+    }
+
+    fn unresolved(e: Unresolved) -> DbError {
+        match e {
+            Unresolved::Blocked(k) => DbError::Blocked(k),
+            Unresolved::Db(e) => e,
+        }
+    }
+
+    fn account_value(&mut self, address: Address) -> Result<AccountValue, DbError> {
+        if let Some(v) = self.accounts.get(&address) {
+            return Ok(*v);
+        }
+        let v = self
+            .shared
+            .resolve_account(address, self.tx)
+            .map_err(Self::unresolved)?;
+        self.accounts.insert(address, v);
+        self.reads.push(ReadRecord::Account(address, v));
+        Ok(v)
+    }
+}
+
+impl<S: StateReader> StorageProbe for VmDb<'_, S> {
+    fn has_storage(&mut self, address: Address) -> bool {
+        match self.account_value(address) {
+            Ok(v) if v.last_wipe.is_some() => false,
+            Ok(_) => match self.shared.base.has_storage(&address) {
+                Ok(has) => has,
+                Err(e) => {
+                    self.deferred_error = Some(e.into());
+                    false
+                }
+            },
+            Err(e) => {
+                self.deferred_error = Some(e);
+                false
+            }
+        }
+    }
+}
+
+impl<S: StateReader> Database for VmDb<'_, S> {
+    type Error = DbError;
+
+    // The struct update covers fields revm adds under optional features.
+    #[allow(clippy::needless_update)]
+    fn basic(&mut self, address: Address) -> Result<Option<RevmAccountInfo>, DbError> {
+        let Some(info) = self.account_value(address)?.info else {
+            return Ok(None);
+        };
+        let code = if info.has_no_code() {
+            None
+        } else {
+            Some(self.shared.code(info.code_hash)?)
+        };
+        Ok(Some(RevmAccountInfo {
+            balance: info.balance,
+            nonce: info.nonce,
+            code_hash: if info.code_hash == B256::ZERO {
+                KECCAK_EMPTY
+            } else {
+                info.code_hash
+            },
+            account_id: None,
+            code: code.or_else(|| Some(Bytecode::default())),
+            ..Default::default()
+        }))
+    }
+
+    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, DbError> {
+        if code_hash == KECCAK_EMPTY || code_hash == B256::ZERO {
+            return Ok(Bytecode::default());
+        }
+        self.shared.code(code_hash)
+    }
+
+    fn storage(&mut self, address: Address, index: U256) -> Result<U256, DbError> {
+        if let Some(v) = self.storage.get(&(address, index)) {
+            return Ok(*v);
+        }
+        let last_wipe = self.account_value(address)?.last_wipe;
+        let value = self
+            .shared
+            .resolve_storage(address, index, last_wipe, self.tx)
+            .map_err(Self::unresolved)?;
+        self.storage.insert((address, index), value);
+        self.reads.push(ReadRecord::Storage(address, index, value));
+        Ok(value)
+    }
+
+    fn block_hash(&mut self, number: u64) -> Result<B256, DbError> {
+        self.shared
+            .base
+            .block_hash(number)?
+            .ok_or(DbError::MissingBlockHash(number))
+    }
+}
+
+/// Re-resolves every read of an incarnation of `tx`; true when all still hold.
+pub fn validate<S: StateReader>(shared: &Shared<'_, S>, tx: TxIdx, reads: &[ReadRecord]) -> bool {
+    let mut wipes: HashMap<Address, Option<TxIdx>> = HashMap::default();
+    for read in reads {
+        match read {
+            ReadRecord::Account(address, seen) => match shared.resolve_account(*address, tx) {
+                Ok(now) if now == *seen => {
+                    wipes.insert(*address, now.last_wipe);
+                }
+                _ => return false,
+            },
+            ReadRecord::Storage(address, slot, seen) => {
+                let last_wipe = match wipes.get(address) {
+                    Some(w) => *w,
+                    None => match shared.resolve_account(*address, tx) {
+                        Ok(v) => v.last_wipe,
+                        Err(_) => return false,
+                    },
+                };
+                match shared.resolve_storage(*address, *slot, last_wipe, tx) {
+                    Ok(now) if now == *seen => {}
+                    _ => return false,
+                }
+            }
+        }
+    }
+    true
+}
+
+/// A revm handler that runs transactions exactly as mainnet's, except that the
+/// beneficiary's fee is computed, not paid.
+#[derive(Debug)]
+pub struct DeferredFeeHandler<EVM, ERROR, FRAME> {
+    fee: Cell<U256>,
+    _phantom: std::marker::PhantomData<(EVM, ERROR, FRAME)>,
+}
+
+impl<EVM, ERROR, FRAME> Default for DeferredFeeHandler<EVM, ERROR, FRAME> {
+    fn default() -> Self {
+        Self {
+            fee: Cell::new(U256::ZERO),
+            _phantom: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<EVM, ERROR, FRAME> DeferredFeeHandler<EVM, ERROR, FRAME> {
+    /// The fee the last transaction owes the beneficiary.
+    pub fn fee(&self) -> U256 {
+        self.fee.get()
+    }
+}
+
+impl<EVM, ERROR, FRAME> Handler for DeferredFeeHandler<EVM, ERROR, FRAME>
+where
+    EVM: EvmTr<
+        Context: ContextTr<Journal: revm::context_interface::JournalTr<State = EvmState>>,
+        Frame = FRAME,
+    >,
+    ERROR: EvmTrError<EVM>,
+    FRAME: FrameTr<FrameResult = FrameResult, FrameInit = FrameInit>,
+{
+    type Evm = EVM;
+    type Error = ERROR;
+    type HaltReason = revm::context::result::HaltReason;
+
+    fn reward_beneficiary(
+        &self,
+        evm: &mut Self::Evm,
+        exec_result: &mut FrameResult,
+    ) -> Result<(), Self::Error> {
+        // Same amount as revm's `post_execution::reward_beneficiary`.
+        let ctx = evm.ctx();
+        if ctx.cfg().is_fee_charge_disabled() {
+            self.fee.set(U256::ZERO);
+            return Ok(());
+        }
+        let basefee = ctx.block().basefee() as u128;
+        let effective_gas_price = ctx.tx().effective_gas_price(basefee);
+        let coinbase_gas_price = if ctx.cfg().spec().into().is_enabled_in(SpecId::LONDON) {
+            effective_gas_price.saturating_sub(basefee)
+        } else {
+            effective_gas_price
+        };
+        let gas = exec_result.gas();
+        let used = gas.used().saturating_sub(gas.reservoir());
+        self.fee
+            .set(U256::from(coinbase_gas_price) * U256::from(used));
+        Ok(())
+    }
+}
+
+/// The revm context of a worker.
+pub type VmContext<'a, S> =
+    Context<BlockEnv, TxEnv, CfgEnv, VmDb<'a, S>, PelJournal<VmDb<'a, S>>, ()>;
+/// The revm instance of a worker.
+pub type VmEvm<'a, S> = revm::handler::MainnetEvm<VmContext<'a, S>>;
+
+/// A worker's EVM for the block.
+pub fn new_vm<'a, S: StateReader>(
+    shared: &'a Shared<'a, S>,
+    cfg: CfgEnv,
+    block: BlockEnv,
+) -> VmEvm<'a, S> {
+    let spec = cfg.spec;
+    let mut ctx = VmContext::<S>::new(VmDb::new(shared, 0), spec).with_cfg(cfg);
+    ctx.block = block;
+    ctx.build_mainnet()
+}
+
+/// What one incarnation produced.
+#[derive(Debug)]
+pub enum Incarnated {
+    /// It read an ESTIMATE of this lower transaction.
+    Blocked(TxIdx),
+    /// It ran (or was rejected): its reads, writes, and outcome.
+    Done {
+        /// What it read.
+        reads: Vec<ReadRecord>,
+        /// Versioned writes.
+        writes: Vec<(Location, Value)>,
+        /// Its beneficiary fee.
+        fee: U256,
+        /// revm's result with the state changes, or the error.
+        outcome: TxOutcome,
+    },
+}
+
+/// A transaction's final result as the commit step needs it.
+pub type TxOutcome =
+    Result<(ExecutionResult, EvmState, U256), EVMError<DbError, InvalidTransaction>>;
+
+/// Runs one incarnation of transaction `tx`.
+pub fn execute<'a, S: StateReader>(
+    evm: &mut VmEvm<'a, S>,
+    shared: &'a Shared<'a, S>,
+    tx: TxIdx,
+    env: &TxEnv,
+) -> Incarnated {
+    evm.ctx.journaled_state.inner.database = VmDb::new(shared, tx);
+    evm.ctx.set_tx(env.clone());
+    let mut handler = DeferredFeeHandler::<
+        _,
+        EVMError<DbError, InvalidTransaction>,
+        EthFrame<EthInterpreter>,
+    >::default();
+    let result = handler.run(evm);
+    let state = evm.finalize();
+    let db = std::mem::replace(
+        &mut evm.ctx.journaled_state.inner.database,
+        VmDb::new(shared, tx),
+    );
+    if let Some(e) = db.deferred_error {
+        return match e {
+            DbError::Blocked(k) => Incarnated::Blocked(k),
+            e => Incarnated::Done {
+                reads: db.reads,
+                writes: Vec::new(),
+                fee: U256::ZERO,
+                outcome: Err(EVMError::Database(e)),
+            },
+        };
+    }
+    match result {
+        Err(EVMError::Database(DbError::Blocked(k))) => Incarnated::Blocked(k),
+        Err(e) => Incarnated::Done {
+            reads: db.reads,
+            writes: Vec::new(),
+            fee: U256::ZERO,
+            outcome: Err(e),
+        },
+        Ok(result) => {
+            // Code is content-addressed: publishing it early is safe even if
+            // this incarnation is later aborted.
+            for account in state.values() {
+                if let Some(code) = &account.info.code {
+                    let hash = account.info.code_hash;
+                    if hash != KECCAK_EMPTY
+                        && account.is_touched()
+                        && shared.code.get(&hash).is_none()
+                    {
+                        shared.code.insert(hash, code.clone());
+                    }
+                }
+            }
+            let writes = extract_writes(&state, &db.accounts, tx);
+            let fee = handler.fee();
+            Incarnated::Done {
+                reads: db.reads,
+                writes,
+                fee,
+                outcome: Ok((result, state, fee)),
+            }
+        }
+    }
+}
+
+/// Turns revm's state changes into versioned writes, following the same rules
+/// as [`crate::BlockState`]'s commit.
+fn extract_writes(
+    state: &EvmState,
+    read: &HashMap<Address, AccountValue>,
+    tx: TxIdx,
+) -> Vec<(Location, Value)> {
+    let mut writes = Vec::new();
+    for (address, account) in state {
+        if !account.is_touched() {
+            continue;
+        }
+        let before = read.get(address).copied().unwrap_or(AccountValue {
+            info: None,
+            last_wipe: None,
+        });
+        let info = AccountInfo {
+            balance: account.info.balance,
+            nonce: account.info.nonce,
+            code_hash: account.info.code_hash,
+        };
+        if account.is_selfdestructed() {
+            writes.push((
+                Location::Account(*address),
+                Value::Account(AccountValue {
+                    info: None,
+                    last_wipe: Some(tx),
+                }),
+            ));
+            continue;
+        }
+        if account.is_created() {
+            writes.push((
+                Location::Account(*address),
+                Value::Account(AccountValue {
+                    info: Some(info),
+                    last_wipe: Some(tx),
+                }),
+            ));
+            for (slot, value) in &account.storage {
+                writes.push((
+                    Location::Storage(*address, *slot),
+                    Value::Storage(value.present_value),
+                ));
+            }
+            continue;
+        }
+        if account.is_empty() {
+            if before.info.is_some() {
+                writes.push((
+                    Location::Account(*address),
+                    Value::Account(AccountValue {
+                        info: None,
+                        last_wipe: Some(tx),
+                    }),
+                ));
+            }
+            continue;
+        }
+        if before.info != Some(info) {
+            writes.push((
+                Location::Account(*address),
+                Value::Account(AccountValue {
+                    info: Some(info),
+                    last_wipe: before.last_wipe,
+                }),
+            ));
+        }
+        for (slot, value) in account.changed_storage_slots() {
+            writes.push((
+                Location::Storage(*address, *slot),
+                Value::Storage(value.present_value),
+            ));
+        }
+    }
+    writes
+}
+
+/// The worker's EVM instructions type, named for the type aliases above.
+pub type VmInstructions<'a, S> = EthInstructions<EthInterpreter, VmContext<'a, S>>;
+/// The worker's precompiles type.
+pub type VmPrecompiles = EthPrecompiles;
