@@ -1,0 +1,92 @@
+//! The Block-STM executor against the sequential one on every captured mainnet
+//! block, at several thread counts, plus a stress run of the most contended
+//! blocks to catch races.
+
+#![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
+
+mod common;
+
+use pel_executor::{
+    execute_block, sequential::ExecOptions, ChainConfig, CostModel, ParallelExecutor,
+};
+use pel_node::load::{self, CapturedBlock};
+use pel_node::replay::first_difference;
+
+fn blocks() -> Vec<CapturedBlock> {
+    let dir = common::testdata().join("mainnet");
+    let chain = ChainConfig::mainnet();
+    let hashes = load::load_block_hashes(&dir).unwrap();
+    load::list_blocks(&dir)
+        .unwrap()
+        .into_iter()
+        .map(|(_, path)| load::load_block(&path, &hashes, &chain).unwrap())
+        .collect()
+}
+
+fn executor(threads: usize) -> ParallelExecutor {
+    let mut executor = ParallelExecutor::new(threads).unwrap();
+    executor.cost_model = CostModel::always();
+    executor
+}
+
+#[test]
+fn parallel_equals_sequential_on_every_mainnet_block_at_1_2_4_8_threads() {
+    let chain = ChainConfig::mainnet();
+    let blocks = blocks();
+    for threads in [1, 2, 4, 8] {
+        let executor = executor(threads);
+        for b in &blocks {
+            let seq =
+                execute_block(&b.pre_state, &b.input, &chain, ExecOptions::default()).unwrap();
+            let (par, stats) = executor
+                .execute_block(&b.pre_state, &b.input, &chain, ExecOptions::default())
+                .unwrap();
+            assert!(stats.parallel);
+            if let Some(d) = first_difference(&seq, &par) {
+                panic!("block {} at {threads} threads: {d}", b.input.header.number);
+            }
+            assert_eq!(par.gas_used, b.input.header.gas_used);
+        }
+    }
+}
+
+#[test]
+fn stress_contended_blocks() {
+    let chain = ChainConfig::mainnet();
+    // Blocks with the most re-executions (long same-sender chains, hot contracts).
+    let hot = [
+        2_462_997u64,
+        4_330_482,
+        5_891_667,
+        12_520_364,
+        13_217_637,
+        14_396_881,
+    ];
+    let blocks: Vec<CapturedBlock> = blocks()
+        .into_iter()
+        .filter(|b| hot.contains(&b.input.header.number))
+        .collect();
+    assert_eq!(blocks.len(), hot.len());
+    let iterations: usize = std::env::var("PEL_STRESS_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    for threads in [2, 4] {
+        let executor = executor(threads);
+        for b in &blocks {
+            let seq =
+                execute_block(&b.pre_state, &b.input, &chain, ExecOptions::default()).unwrap();
+            for i in 0..iterations {
+                let (par, _) = executor
+                    .execute_block(&b.pre_state, &b.input, &chain, ExecOptions::default())
+                    .unwrap();
+                if let Some(d) = first_difference(&seq, &par) {
+                    panic!(
+                        "block {} at {threads} threads, run {i}: {d}",
+                        b.input.header.number
+                    );
+                }
+            }
+        }
+    }
+}
