@@ -20,7 +20,7 @@ use crate::{
     block_state::BlockState,
     error::ExecError,
     mv_memory::MvMemory,
-    scheduler::{Scheduler, Task},
+    scheduler::{Scheduler, Task, TxIdx},
     sequential::{self, check_block_limits, finish_block, make_receipt, tx_error, ExecOptions},
     system,
     vm::{self, Incarnated, ReadRecord, Shared, TxOutcome},
@@ -84,6 +84,9 @@ impl CostModel {
     }
 }
 
+/// Stack size of a worker thread.
+const WORKER_STACK_BYTES: usize = 64 << 20;
+
 /// A Block-STM executor with its own fixed pool of worker threads.
 #[derive(Debug)]
 pub struct ParallelExecutor {
@@ -118,6 +121,8 @@ impl ParallelExecutor {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("pel-worker-{i}"))
+            // Deep call stacks (1024 frames) need more than the default stack.
+            .stack_size(WORKER_STACK_BYTES)
             .build()
             .map_err(|e| PoolError {
                 threads,
@@ -165,6 +170,7 @@ impl ParallelExecutor {
         let n = block.transactions.len();
         let slots: Vec<Mutex<TxSlot>> = (0..n).map(|_| Mutex::default()).collect();
         let mv = MvMemory::new(n);
+        let same_sender = previous_by_sender(block);
         let scheduler = Scheduler::new(n);
         {
             let base = DiffOverlay::new(evm.ctx.journaled_state.inner.database.base(), &pre_block);
@@ -177,9 +183,15 @@ impl ParallelExecutor {
             };
             let cfg = evm.ctx.cfg.clone();
             let block_env = evm.ctx.block.clone();
-            self.pool.broadcast(|_| {
-                let mut vm = vm::new_vm(&shared, cfg.clone(), block_env.clone());
-                worker(&scheduler, &shared, &mut vm, &slots, block);
+            // More workers than transactions would only wait.
+            let workers = self.threads.min(n).max(1);
+            self.pool.scope(|scope| {
+                for _ in 0..workers {
+                    scope.spawn(|_| {
+                        let mut vm = vm::new_vm(&shared, cfg.clone(), block_env.clone());
+                        worker(&scheduler, &shared, &mut vm, &slots, block, &same_sender);
+                    });
+                }
             });
         }
         let stats = ParallelStats {
@@ -231,6 +243,18 @@ impl ParallelExecutor {
     }
 }
 
+/// For each transaction, the previous transaction of the same sender.
+fn previous_by_sender(block: &BlockInput) -> Vec<Option<TxIdx>> {
+    let mut last: alloy_primitives::map::HashMap<alloy_primitives::Address, TxIdx> =
+        Default::default();
+    block
+        .transactions
+        .iter()
+        .enumerate()
+        .map(|(i, tx)| last.insert(tx.sender, i))
+        .collect()
+}
+
 /// One worker's loop: take tasks until the scheduler reports the block done.
 fn worker<'a, S: StateReader>(
     scheduler: &Scheduler,
@@ -238,6 +262,7 @@ fn worker<'a, S: StateReader>(
     vm: &mut vm::VmEvm<'a, S>,
     slots: &[Mutex<TxSlot>],
     block: &BlockInput,
+    same_sender: &[Option<TxIdx>],
 ) {
     let mut task = None;
     loop {
@@ -251,6 +276,14 @@ fn worker<'a, S: StateReader>(
         task = match current {
             Task::Execute(version) => {
                 let env = &block.transactions[version.tx].env;
+                // A sender's transactions are a chain (nonce, balance): wait for
+                // the previous one instead of executing on a stale view.
+                if let Some(previous) = same_sender[version.tx] {
+                    if !scheduler.is_executed(previous) && scheduler.wait_for(version.tx, previous)
+                    {
+                        continue;
+                    }
+                }
                 loop {
                     match vm::execute(vm, shared, version.tx, env) {
                         Incarnated::Blocked(blocker) => {

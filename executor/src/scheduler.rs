@@ -237,6 +237,25 @@ impl Scheduler {
     /// Suspends `tx` (now executing) until `blocking` finishes executing.
     /// Returns false if `blocking` already finished: re-execute `tx` at once.
     pub fn add_dependency(&self, tx: TxIdx, blocking: TxIdx) -> bool {
+        let suspended = self.suspend(tx, blocking);
+        if suspended {
+            self.aborts.fetch_add(1, Ordering::Relaxed);
+        }
+        suspended
+    }
+
+    /// Like [`Scheduler::add_dependency`], for a dependency known before `tx`
+    /// ran (the previous transaction of the same sender): nothing is aborted.
+    pub fn wait_for(&self, tx: TxIdx, blocking: TxIdx) -> bool {
+        self.suspend(tx, blocking)
+    }
+
+    /// True once `tx`'s current incarnation has finished executing.
+    pub fn is_executed(&self, tx: TxIdx) -> bool {
+        lock(&self.states[tx]).status == Status::Executed
+    }
+
+    fn suspend(&self, tx: TxIdx, blocking: TxIdx) -> bool {
         let mut deps = lock(&self.dependencies[blocking]);
         if lock(&self.states[blocking]).status == Status::Executed {
             return false;
@@ -248,7 +267,6 @@ impl Scheduler {
         }
         deps.push(tx);
         drop(deps);
-        self.aborts.fetch_add(1, Ordering::Relaxed);
         self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
         true
     }

@@ -2,6 +2,7 @@
 //! header checks, and running the official state tests. The CLI in `main.rs`
 //! is a thin layer over these modules.
 
+pub mod bench;
 pub mod checks;
 pub mod load;
 pub mod output;

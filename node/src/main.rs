@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use pel_executor::{CostModel, ParallelExecutor};
 use pel_node::{
+    bench::{self, Workload},
     output::Table,
     replay::{self, mgas_per_s, ReplayOptions},
     statetest,
@@ -40,11 +41,33 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a synthetic block sequentially and in parallel; compare and time.
+    Bench {
+        /// raw, erc20, amm or chained.
+        #[arg(long)]
+        workload: Workload,
+        /// Transactions in the block.
+        #[arg(long, default_value_t = 10_000)]
+        txs: usize,
+        /// Thread counts to run the parallel executor at (e.g. `1,2`).
+        #[arg(long, value_delimiter = ',', default_value = "2")]
+        threads: Vec<usize>,
+        /// Timed runs per configuration (the fastest counts), after one warm-up.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run GeneralStateTests fixtures (files or folders, recursively).
     Statetest {
         /// Fixture files or folders.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Also run each case as a block through the parallel executor at these
+        /// thread counts (e.g. `1,2,4,8`) and require the sequential result.
+        #[arg(long, value_delimiter = ',')]
+        threads: Vec<usize>,
         /// Print one JSON object instead of lines.
         #[arg(long)]
         json: bool,
@@ -62,7 +85,18 @@ fn main() -> ExitCode {
             force_parallel,
             json,
         } => run_replay(dir, sequential, threads, runs, force_parallel, json),
-        Command::Statetest { paths, json } => run_statetest(paths, json),
+        Command::Statetest {
+            paths,
+            threads,
+            json,
+        } => run_statetest(paths, threads, json),
+        Command::Bench {
+            workload,
+            txs,
+            threads,
+            runs,
+            json,
+        } => run_bench(workload, txs, threads, runs, json),
     }
 }
 
@@ -205,8 +239,77 @@ fn run_replay(
     }
 }
 
-fn run_statetest(paths: Vec<PathBuf>, json: bool) -> ExitCode {
-    let outcome = match statetest::run(&paths) {
+fn run_bench(
+    workload: Workload,
+    txs: usize,
+    threads: Vec<usize>,
+    runs: usize,
+    json: bool,
+) -> ExitCode {
+    let report = match bench::run(workload, txs, &threads, runs) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "workload {}: {} txs, {:.1} Mgas; every parallel run equals the sequential one",
+        report.workload,
+        report.txs,
+        report.gas as f64 / 1e6
+    );
+    let mut table = Table::new(
+        &["executor", "threads", "ms", "Mgas/s", "speedup", "reexec"],
+        1,
+    );
+    table.row(vec![
+        "sequential".into(),
+        "1".into(),
+        format!("{:.2}", report.sequential_ms),
+        format!("{:.0}", mgas_per_s(report.gas, report.sequential_ms)),
+        "1.00x".into(),
+        "-".into(),
+    ]);
+    for r in &report.results {
+        table.row(vec![
+            "parallel".into(),
+            r.threads.to_string(),
+            format!("{:.2}", r.ms),
+            format!("{:.0}", mgas_per_s(report.gas, r.ms)),
+            format!("{:.2}x", r.speedup),
+            r.reexecutions.to_string(),
+        ]);
+    }
+    print!("{}", table.render());
+    ExitCode::SUCCESS
+}
+
+fn run_statetest(paths: Vec<PathBuf>, threads: Vec<usize>, json: bool) -> ExitCode {
+    let mut executors = Vec::new();
+    for t in threads {
+        match ParallelExecutor::new(t) {
+            Ok(mut e) => {
+                e.cost_model = CostModel::always();
+                executors.push(e);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let outcome = match statetest::run_with(&paths, &executors) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {e}");

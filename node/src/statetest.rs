@@ -12,7 +12,10 @@ use alloy_eips::eip2718::Decodable2718;
 use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
 use pel_executor::revm::context::{BlockEnv, CfgEnv};
 use pel_executor::revm::handler::ExecuteEvm;
-use pel_executor::{block_state::BlockState, chain::Fork, system, ChainConfig, PreparedTx, SpecId};
+use pel_executor::{
+    block_state::BlockState, chain::Fork, execute_block, sequential::ExecOptions, system,
+    BlockInput, ChainConfig, ParallelExecutor, PreparedTx, SpecId,
+};
 use pel_state::{AccountInfo, InMemoryState, StateError, StateReader};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -144,15 +147,34 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, StateError> {
 
 /// Runs every case of every fixture file under `paths`.
 pub fn run(paths: &[PathBuf]) -> Result<Outcome, StateError> {
+    run_with(paths, &[])
+}
+
+/// Like [`run`]; each case also runs as a one-transaction block through the
+/// sequential block executor and through every executor of `parallel`, and
+/// fails unless all of them give the same result.
+pub fn run_with(paths: &[PathBuf], parallel: &[ParallelExecutor]) -> Result<Outcome, StateError> {
     let files = collect_files(paths)?;
-    Ok(files
-        .par_iter()
-        .map(|f| run_file(f))
-        .reduce(Outcome::default, Outcome::merge))
+    // The fixtures nest calls 1024 deep: give the runner threads room.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .stack_size(64 << 20)
+        .thread_name(|i| format!("pel-statetest-{i}"))
+        .build()
+        .map_err(|e| StateError::Backend(format!("cannot start test threads: {e}")))?;
+    Ok(pool.install(|| {
+        files
+            .par_iter()
+            .map(|f| run_file_with(f, parallel))
+            .reduce(Outcome::default, Outcome::merge)
+    }))
 }
 
 /// Runs every case of one fixture file; a malformed file counts as one failure.
 pub fn run_file(path: &Path) -> Outcome {
+    run_file_with(path, &[])
+}
+
+fn run_file_with(path: &Path, parallel: &[ParallelExecutor]) -> Outcome {
     let mut outcome = Outcome::default();
     let fixtures: BTreeMap<String, Fixture> = match pel_state::mainnet::read_json(path) {
         Ok(f) => f,
@@ -205,7 +227,9 @@ pub fn run_file(path: &Path) -> Outcome {
                     });
                     continue;
                 };
-                match run_case(&fixture.env, &pre, fork, entry) {
+                let result = run_case(&fixture.env, &pre, fork, entry)
+                    .and_then(|()| compare_executors(&fixture.env, &pre, fork, entry, parallel));
+                match result {
                     Ok(()) => outcome.passed += 1,
                     Err(reason) => {
                         outcome.failed += 1;
@@ -296,6 +320,63 @@ fn envs(env: &Env, fork: Fork) -> (CfgEnv, BlockEnv) {
         );
     }
     (cfg, block)
+}
+
+/// Runs the case's transaction as a block through the sequential executor and
+/// each parallel one; any difference is a failure.
+fn compare_executors(
+    env: &Env,
+    pre: &InMemoryState,
+    fork: Fork,
+    entry: &PostEntry,
+    parallel: &[ParallelExecutor],
+) -> Result<(), String> {
+    if parallel.is_empty() {
+        return Ok(());
+    }
+    let mut raw = entry.txbytes.as_ref();
+    let Ok(envelope) = TxEnvelope::decode_2718(&mut raw) else {
+        return Ok(());
+    };
+    let Ok(tx) = PreparedTx::recover(&envelope, None, fork.spec() < SpecId::HOMESTEAD) else {
+        return Ok(());
+    };
+    let chain = ChainConfig::single_fork(1, fork);
+    let header = alloy_consensus::Header {
+        number: saturating_u64(env.current_number),
+        beneficiary: env.current_coinbase,
+        timestamp: saturating_u64(env.current_timestamp),
+        gas_limit: saturating_u64(env.current_gas_limit),
+        base_fee_per_gas: env.current_base_fee.map(saturating_u64),
+        difficulty: env.current_difficulty,
+        mix_hash: env.current_random.unwrap_or_default(),
+        excess_blob_gas: env.current_excess_blob_gas.map(saturating_u64),
+        ..Default::default()
+    };
+    let block = BlockInput {
+        header,
+        transactions: vec![tx],
+        withdrawals: None,
+        ommers: Vec::new(),
+    };
+    let reader = TestReader(pre);
+    let sequential =
+        execute_block(&reader, &block, &chain, ExecOptions::default()).map_err(|e| e.to_string());
+    for executor in parallel {
+        let result = executor
+            .execute_block(&reader, &block, &chain, ExecOptions::default())
+            .map(|(output, _)| output)
+            .map_err(|e| e.to_string());
+        if result != sequential {
+            return Err(format!(
+                "parallel executor ({} threads) differs from sequential: {:?} vs {:?}",
+                executor.threads(),
+                result.as_ref().map(|o| o.gas_used),
+                sequential.as_ref().map(|o| o.gas_used)
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn run_case(env: &Env, pre: &InMemoryState, fork: Fork, entry: &PostEntry) -> Result<(), String> {

@@ -4,12 +4,23 @@
 
 mod common;
 
+use pel_executor::{CostModel, ParallelExecutor};
 use pel_node::statetest::{self, UNSUPPORTED_FORKS};
 
 #[test]
 fn general_state_tests_all_pass() {
     let root = common::testdata().join("ethereum-tests/GeneralStateTests");
-    let outcome = statetest::run(&[root]).unwrap();
+    // Every case also runs through the parallel executor at 1, 2, 4 and 8
+    // threads and must match the sequential result.
+    let executors: Vec<ParallelExecutor> = [1, 2, 4, 8]
+        .into_iter()
+        .map(|t| {
+            let mut e = ParallelExecutor::new(t).unwrap();
+            e.cost_model = CostModel::always();
+            e
+        })
+        .collect();
+    let outcome = statetest::run_with(&[root], &executors).unwrap();
     for f in outcome.failures.iter().take(20) {
         eprintln!("FAIL {}: {}", f.id, f.reason);
     }
