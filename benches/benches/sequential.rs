@@ -2,6 +2,10 @@
 //! path against a bare revm loop over the same transactions and pre-state.
 //! Throughput is reported in gas per second (criterion's "elem/s").
 
+/// The same allocator as the `pel` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use pel_benches::{bare_revm_block, mainnet_blocks, pel_sequential_block, revm_cache_db};
 

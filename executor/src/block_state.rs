@@ -12,6 +12,7 @@
 //!   removed (EIP-161; revm already normalised pre-Spurious-Dragon state);
 //! - [`BlockState::into_diff`] reports exactly what differs from block start.
 
+use crate::changes::{AccountChange, ChangeKind, TxChanges};
 use crate::{error::DbError, journal::StorageProbe, CodeCache};
 use alloy_primitives::{
     map::{B256Map, HashMap, U256Map},
@@ -21,7 +22,7 @@ use pel_state::{account::KECCAK_EMPTY, AccountDiff, AccountInfo, StateDiff, Stat
 use revm::bytecode::Bytecode;
 use revm::database_interface::Database;
 use revm::primitives::hardfork::SpecId;
-use revm::state::{Account, AccountInfo as RevmAccountInfo};
+use revm::state::AccountInfo as RevmAccountInfo;
 use std::sync::Arc;
 
 /// A cached storage slot.
@@ -188,53 +189,42 @@ impl<S: StateReader> BlockState<S> {
         diff
     }
 
-    fn commit_account(&mut self, address: Address, account: Account) -> Result<(), DbError> {
-        if !account.is_touched() {
-            return Ok(());
-        }
-        let cached = self.cached(address)?;
-        if account.is_selfdestructed() {
-            cached.info = None;
-            cached.storage_cleared = true;
-            cached.storage.clear();
-            return Ok(());
-        }
-        let created = account.is_created();
-        if !created && account.is_empty() {
-            // EIP-161: a touched empty account is removed.
-            if cached.info.is_some() {
+    fn commit_account(&mut self, change: AccountChange) -> Result<(), DbError> {
+        let cached = self.cached(change.address)?;
+        match change.kind {
+            ChangeKind::SelfDestructed => {
                 cached.info = None;
                 cached.storage_cleared = true;
                 cached.storage.clear();
+                return Ok(());
             }
-            return Ok(());
-        }
-        if created {
-            cached.storage_cleared = true;
-            cached.storage.clear();
+            ChangeKind::Emptied => {
+                // EIP-161: a touched empty account is removed.
+                if cached.info.is_some() {
+                    cached.info = None;
+                    cached.storage_cleared = true;
+                    cached.storage.clear();
+                }
+                return Ok(());
+            }
+            ChangeKind::Created => {
+                cached.storage_cleared = true;
+                cached.storage.clear();
+            }
+            ChangeKind::Updated => {}
         }
         let old_code_hash = cached.info.map(|i| i.code_hash);
-        let info = AccountInfo {
-            balance: account.info.balance,
-            nonce: account.info.nonce,
-            code_hash: account.info.code_hash,
-        };
+        let info = change.info;
         cached.info = Some(info);
-        for (slot, value) in account.storage {
-            if created || value.is_changed() {
-                let present = value.present_value;
-                cached
-                    .storage
-                    .entry(slot)
-                    .and_modify(|s| s.present = present)
-                    .or_insert(Slot {
-                        original: value.original_value,
-                        present,
-                    });
-            }
+        for (slot, original, present) in change.storage {
+            cached
+                .storage
+                .entry(slot)
+                .and_modify(|s| s.present = present)
+                .or_insert(Slot { original, present });
         }
         if old_code_hash != Some(info.code_hash) && info.code_hash != KECCAK_EMPTY {
-            if let Some(code) = account.info.code {
+            if let Some(code) = change.code {
                 self.new_codes.insert(info.code_hash, code.original_bytes());
                 self.code_cache.entry(info.code_hash).or_insert(code);
             }
@@ -242,13 +232,10 @@ impl<S: StateReader> BlockState<S> {
         Ok(())
     }
 
-    /// Applies the state revm returns after a transaction or system call.
-    pub fn commit_changes(
-        &mut self,
-        changes: impl IntoIterator<Item = (Address, Account)>,
-    ) -> Result<(), DbError> {
-        for (address, account) in changes {
-            self.commit_account(address, account)?;
+    /// Applies what a transaction or system call changed.
+    pub fn commit_changes(&mut self, changes: TxChanges) -> Result<(), DbError> {
+        for change in changes.0 {
+            self.commit_account(change)?;
         }
         Ok(())
     }

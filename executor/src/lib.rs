@@ -8,6 +8,7 @@
 pub mod block;
 pub mod block_state;
 pub mod chain;
+pub mod changes;
 pub mod code_cache;
 pub mod env;
 pub mod error;

@@ -42,21 +42,27 @@ pub struct ParallelStats {
     pub validation_failures: usize,
 }
 
-/// When to run a block in parallel.
+/// When to run a block in parallel. The thresholds were fitted on the
+/// captured mainnet blocks at 2 threads (see `benches/RESULTS.md`): below them
+/// the parallel bookkeeping costs more than the second core gives.
 #[derive(Clone, Copy, Debug)]
 pub struct CostModel {
     /// Fewer transactions than this run sequentially.
     pub min_txs: usize,
-    /// Blocks using less gas than this (by the header's gas used, or the sum of
+    /// Blocks using less gas than this (the header's gas used, or the sum of
     /// gas limits when unknown) run sequentially.
     pub min_gas: u64,
+    /// Blocks averaging less gas per transaction than this (mostly plain
+    /// transfers, a microsecond each) run sequentially.
+    pub min_gas_per_tx: u64,
 }
 
 impl Default for CostModel {
     fn default() -> Self {
         Self {
-            min_txs: 4,
-            min_gas: 400_000,
+            min_txs: 16,
+            min_gas: 4_000_000,
+            min_gas_per_tx: 33_000,
         }
     }
 }
@@ -67,11 +73,13 @@ impl CostModel {
         Self {
             min_txs: 0,
             min_gas: 0,
+            min_gas_per_tx: 0,
         }
     }
 
     /// Whether `block` should run in parallel on `threads` threads.
     pub fn parallel(&self, block: &BlockInput, threads: usize) -> bool {
+        let txs = block.transactions.len();
         if threads < 2 && self.min_txs > 0 {
             return false;
         }
@@ -80,11 +88,18 @@ impl CostModel {
         } else {
             block.transactions.iter().map(|t| t.env.gas_limit).sum()
         };
-        block.transactions.len() >= self.min_txs && gas >= self.min_gas
+        txs >= self.min_txs
+            && gas >= self.min_gas
+            && gas >= self.min_gas_per_tx.saturating_mul(txs as u64)
     }
 }
 
-/// Stack size of a worker thread.
+/// Blocks with at least this many transactions free their bookkeeping on a
+/// background thread.
+const BACKGROUND_DROP_MIN_TXS: usize = 256;
+
+/// Stack size of a worker thread: deep call stacks (1024 frames) need more
+/// than the default.
 const WORKER_STACK_BYTES: usize = 64 << 20;
 
 /// A Block-STM executor with its own fixed pool of worker threads.
@@ -194,20 +209,37 @@ impl ParallelExecutor {
                 }
             });
         }
+        let mut garbage = Vec::new();
         let stats = ParallelStats {
             parallel: true,
             reexecutions: scheduler.aborts(),
             validation_failures: scheduler.validation_failures(),
         };
 
+        // The parallel phase's bookkeeping is large for big blocks; free it off
+        // the critical path.
+        let outcomes: Vec<Option<TxOutcome>> = slots
+            .into_iter()
+            .map(|slot| {
+                let slot = slot.into_inner().unwrap_or_else(|e| e.into_inner());
+                if n >= BACKGROUND_DROP_MIN_TXS {
+                    garbage.push(slot.reads);
+                }
+                slot.outcome
+            })
+            .collect();
+        if n >= BACKGROUND_DROP_MIN_TXS {
+            let garbage = (mv, scheduler, garbage);
+            std::thread::spawn(move || drop(garbage));
+        }
+
         // 3. Commit in order.
         let max_blob_gas = sequential::max_blob_gas(chain, spec, header.timestamp);
         let mut receipts = Vec::with_capacity(n);
         let mut cumulative_gas = 0u64;
         let mut blob_gas = 0u64;
-        for (index, slot) in slots.into_iter().enumerate() {
+        for (index, outcome) in outcomes.into_iter().enumerate() {
             check_block_limits(block, index, cumulative_gas, blob_gas, max_blob_gas)?;
-            let outcome = slot.into_inner().unwrap_or_else(|e| e.into_inner()).outcome;
             let (result, changes, fee) = match outcome {
                 Some(Ok(done)) => done,
                 Some(Err(e)) => return Err(tx_error(block, index, e)),

@@ -2,6 +2,7 @@
 //! transactions in order over a [`BlockState`]. Every other executor is checked
 //! against this one.
 
+use crate::changes::TxChanges;
 use crate::{
     block::{BlockInput, BlockOutput},
     block_state::BlockState,
@@ -133,7 +134,7 @@ pub fn execute_block<S: StateReader>(
             .journaled_state
             .inner
             .database
-            .commit_changes(out.state)
+            .commit_changes(TxChanges::from_state(out.state))
             .map_err(|e| tx_error(block, index, EVMError::Database(e)))?;
         cumulative_gas += out.result.tx_gas_used();
         blob_gas += tx.env.blob_hashes.len() as u64 * alloy_eips::eip4844::DATA_GAS_PER_BLOB;

@@ -3,6 +3,7 @@
 //! request system calls (EIP-7002, EIP-7251), withdrawals (EIP-4895) and the
 //! optional pre-Merge block and ommer rewards.
 
+use crate::changes::TxChanges;
 use crate::journal::PelJournal;
 use crate::{block_state::BlockState, env, ChainConfig, ExecError, Ommer};
 use alloy_consensus::Header;
@@ -89,7 +90,7 @@ fn system_call<S: StateReader>(
                 .journaled_state
                 .inner
                 .database
-                .commit_changes(out.state)
+                .commit_changes(TxChanges::from_state(out.state))
                 .map_err(|e| state_err(block, e))
         }
         Err(e) if checked => Err(ExecError::SystemCall {

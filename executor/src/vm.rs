@@ -12,6 +12,7 @@
 //!   location it read still resolves to the same value.
 
 use crate::{
+    changes::{ChangeKind, TxChanges},
     error::DbError,
     journal::{PelJournal, StorageProbe},
     mv_memory::{AccountValue, Fee, Location, MvMemory, Read, Value},
@@ -411,8 +412,10 @@ pub fn new_vm<'a, S: StateReader>(
     ctx.build_mainnet()
 }
 
-/// What one incarnation produced.
+/// What one incarnation produced (returned by value once per incarnation;
+/// boxing the large variant would cost an allocation each time).
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Incarnated {
     /// It read an ESTIMATE of this lower transaction.
     Blocked(TxIdx),
@@ -431,7 +434,7 @@ pub enum Incarnated {
 
 /// A transaction's final result as the commit step needs it.
 pub type TxOutcome =
-    Result<(ExecutionResult, EvmState, U256), EVMError<DbError, InvalidTransaction>>;
+    Result<(ExecutionResult, TxChanges, U256), EVMError<DbError, InvalidTransaction>>;
 
 /// Runs one incarnation of transaction `tx`.
 pub fn execute<'a, S: StateReader>(
@@ -473,26 +476,23 @@ pub fn execute<'a, S: StateReader>(
             outcome: Err(e),
         },
         Ok(result) => {
+            let changes = TxChanges::from_state(state);
             // Code is content-addressed: publishing it early is safe even if
             // this incarnation is later aborted.
-            for account in state.values() {
-                if let Some(code) = &account.info.code {
-                    let hash = account.info.code_hash;
-                    if hash != KECCAK_EMPTY
-                        && account.is_touched()
-                        && shared.code.get(&hash).is_none()
-                    {
-                        shared.code.insert(hash, code.clone());
+            for change in &changes.0 {
+                if let Some(code) = &change.code {
+                    if shared.code.get(&change.info.code_hash).is_none() {
+                        shared.code.insert(change.info.code_hash, code.clone());
                     }
                 }
             }
-            let writes = extract_writes(&state, &db.accounts, tx);
+            let writes = extract_writes(&changes, &db.accounts, tx);
             let fee = handler.fee();
             Incarnated::Done {
                 reads: db.reads,
                 writes,
                 fee,
-                outcome: Ok((result, state, fee)),
+                outcome: Ok((result, changes, fee)),
             }
         }
     }
@@ -501,76 +501,39 @@ pub fn execute<'a, S: StateReader>(
 /// Turns revm's state changes into versioned writes, following the same rules
 /// as [`crate::BlockState`]'s commit.
 fn extract_writes(
-    state: &EvmState,
+    changes: &TxChanges,
     read: &HashMap<Address, AccountValue>,
     tx: TxIdx,
 ) -> Vec<(Location, Value)> {
     let mut writes = Vec::new();
-    for (address, account) in state {
-        if !account.is_touched() {
-            continue;
-        }
-        let before = read.get(address).copied().unwrap_or(AccountValue {
+    for change in &changes.0 {
+        let address = change.address;
+        let before = read.get(&address).copied().unwrap_or(AccountValue {
             info: None,
             last_wipe: None,
         });
-        let info = AccountInfo {
-            balance: account.info.balance,
-            nonce: account.info.nonce,
-            code_hash: account.info.code_hash,
+        let account = |info, last_wipe| {
+            (
+                Location::Account(address),
+                Value::Account(AccountValue { info, last_wipe }),
+            )
         };
-        if account.is_selfdestructed() {
-            writes.push((
-                Location::Account(*address),
-                Value::Account(AccountValue {
-                    info: None,
-                    last_wipe: Some(tx),
-                }),
-            ));
-            continue;
-        }
-        if account.is_created() {
-            writes.push((
-                Location::Account(*address),
-                Value::Account(AccountValue {
-                    info: Some(info),
-                    last_wipe: Some(tx),
-                }),
-            ));
-            for (slot, value) in &account.storage {
-                writes.push((
-                    Location::Storage(*address, *slot),
-                    Value::Storage(value.present_value),
-                ));
+        match change.kind {
+            ChangeKind::SelfDestructed => writes.push(account(None, Some(tx))),
+            ChangeKind::Emptied => {
+                if before.info.is_some() {
+                    writes.push(account(None, Some(tx)));
+                }
             }
-            continue;
-        }
-        if account.is_empty() {
-            if before.info.is_some() {
-                writes.push((
-                    Location::Account(*address),
-                    Value::Account(AccountValue {
-                        info: None,
-                        last_wipe: Some(tx),
-                    }),
-                ));
+            ChangeKind::Created => writes.push(account(Some(change.info), Some(tx))),
+            ChangeKind::Updated => {
+                if before.info != Some(change.info) {
+                    writes.push(account(Some(change.info), before.last_wipe));
+                }
             }
-            continue;
         }
-        if before.info != Some(info) {
-            writes.push((
-                Location::Account(*address),
-                Value::Account(AccountValue {
-                    info: Some(info),
-                    last_wipe: before.last_wipe,
-                }),
-            ));
-        }
-        for (slot, value) in account.changed_storage_slots() {
-            writes.push((
-                Location::Storage(*address, *slot),
-                Value::Storage(value.present_value),
-            ));
+        for (slot, _, present) in &change.storage {
+            writes.push((Location::Storage(address, *slot), Value::Storage(*present)));
         }
     }
     writes

@@ -244,7 +244,7 @@ fn block(ops: &[Op], fork: Fork, gas_price: u128) -> BlockInput {
 }
 
 fn run_sequential(block: &BlockInput, chain: &ChainConfig) -> Result<BlockOutput, String> {
-    execute_block(&state(), block, chain, ExecOptions::default()).map_err(|e| e.to_string())
+    execute_block(state(), block, chain, ExecOptions::default()).map_err(|e| e.to_string())
 }
 
 fn run_parallel(
@@ -253,7 +253,7 @@ fn run_parallel(
     chain: &ChainConfig,
 ) -> Result<BlockOutput, String> {
     executor
-        .execute_block(&state(), block, chain, ExecOptions::default())
+        .execute_block(state(), block, chain, ExecOptions::default())
         .map(|(output, _)| output)
         .map_err(|e| e.to_string())
 }

@@ -11,6 +11,11 @@ use pel_node::{
 };
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
+/// mimalloc: the executor allocates from several threads at once, where
+/// glibc's allocator spends its time growing and trimming per-thread arenas.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "pel", version, about = "PEL: a parallel EVM execution layer")]
 struct Cli {

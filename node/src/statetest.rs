@@ -10,6 +10,7 @@
 use alloy_consensus::TxEnvelope;
 use alloy_eips::eip2718::Decodable2718;
 use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
+use pel_executor::changes::TxChanges;
 use pel_executor::revm::context::{BlockEnv, CfgEnv};
 use pel_executor::revm::handler::ExecuteEvm;
 use pel_executor::{
@@ -421,7 +422,7 @@ fn run_case(env: &Env, pre: &InMemoryState, fork: Fork, entry: &PostEntry) -> Re
     }
     let mut state = evm.ctx.journaled_state.inner.database;
     state
-        .commit_changes(out.state)
+        .commit_changes(TxChanges::from_state(out.state))
         .map_err(|e| format!("state error: {e}"))?;
     let diff = state.into_diff();
     let mut post = pre.clone();
