@@ -20,10 +20,7 @@ use crate::scheduler::TxIdx;
 use alloy_primitives::{Address, U256};
 use dashmap::DashMap;
 use pel_state::AccountInfo;
-use std::{
-    collections::BTreeMap,
-    sync::{Mutex, MutexGuard},
-};
+use std::sync::{Mutex, MutexGuard};
 
 /// A versioned state location.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -90,7 +87,9 @@ pub enum Fee {
 /// The multi-version store of one block; see the module docs.
 #[derive(Debug)]
 pub struct MvMemory {
-    data: DashMap<Location, BTreeMap<TxIdx, Entry>, alloy_primitives::map::DefaultHashBuilder>,
+    /// Per location, the entries of its writers sorted by transaction (most
+    /// locations have one or two writers: a sorted vector beats a tree).
+    data: DashMap<Location, Vec<(TxIdx, Entry)>, alloy_primitives::map::DefaultHashBuilder>,
     last_written: Vec<Mutex<Vec<Location>>>,
     fees: Vec<Mutex<Fee>>,
 }
@@ -114,13 +113,11 @@ impl MvMemory {
         let Some(entries) = self.data.get(location) else {
             return Read::Base;
         };
-        match entries.range(..tx).next_back() {
+        let below = entries.partition_point(|(writer, _)| *writer < tx);
+        match below.checked_sub(1).map(|i| entries[i]) {
             None => Read::Base,
-            Some((writer, Entry::Estimate)) => Read::Blocked(*writer),
-            Some((writer, Entry::Data(value))) => Read::Written {
-                tx: *writer,
-                value: *value,
-            },
+            Some((writer, Entry::Estimate)) => Read::Blocked(writer),
+            Some((writer, Entry::Data(value))) => Read::Written { tx: writer, value },
         }
     }
 
@@ -138,14 +135,20 @@ impl MvMemory {
         let new_locations: Vec<Location> = writes.iter().map(|(l, _)| *l).collect();
         for (location, value) in writes {
             let mut entries = self.data.entry(location).or_default();
-            if entries.insert(tx, Entry::Data(value)).is_none() {
-                wrote_new = true;
+            match entries.binary_search_by_key(&tx, |(writer, _)| *writer) {
+                Ok(i) => entries[i].1 = Entry::Data(value),
+                Err(i) => {
+                    entries.insert(i, (tx, Entry::Data(value)));
+                    wrote_new = true;
+                }
             }
         }
         for old in last.iter() {
             if !new_locations.contains(old) {
                 if let Some(mut entries) = self.data.get_mut(old) {
-                    entries.remove(&tx);
+                    if let Ok(i) = entries.binary_search_by_key(&tx, |(writer, _)| *writer) {
+                        entries.remove(i);
+                    }
                 }
             }
         }
@@ -160,7 +163,9 @@ impl MvMemory {
         let last = lock(&self.last_written[tx]);
         for location in last.iter() {
             if let Some(mut entries) = self.data.get_mut(location) {
-                entries.insert(tx, Entry::Estimate);
+                if let Ok(i) = entries.binary_search_by_key(&tx, |(writer, _)| *writer) {
+                    entries[i].1 = Entry::Estimate;
+                }
             }
         }
         drop(last);
