@@ -32,7 +32,7 @@ fn mainnet(c: &mut Criterion) {
         ..Default::default()
     };
     let gas: u64 = blocks.iter().map(|b| b.input.header.gas_used).sum();
-    let forced = executor(CostModel::always());
+    let forced = executor(CostModel::forced());
     let modelled = executor(CostModel::default());
     for b in &blocks {
         let seq = execute_block(&b.pre_state, &b.input, &chain, options.clone()).expect("block");
@@ -76,7 +76,7 @@ fn mainnet(c: &mut Criterion) {
 
 fn synthetic(c: &mut Criterion) {
     let chain = bench::chain();
-    let forced = executor(CostModel::always());
+    let forced = executor(CostModel::forced());
     for workload in [
         Workload::Raw,
         Workload::Erc20,

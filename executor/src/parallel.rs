@@ -40,6 +40,9 @@ pub struct ParallelStats {
     pub reexecutions: usize,
     /// Validations that found a changed read.
     pub validation_failures: usize,
+    /// The parallel phase gave up (most incarnations were aborting) and the
+    /// block was executed sequentially.
+    pub fell_back: bool,
 }
 
 /// When to run a block in parallel. The thresholds were fitted on the
@@ -55,6 +58,10 @@ pub struct CostModel {
     /// Blocks averaging less gas per transaction than this (mostly plain
     /// transfers, a microsecond each) run sequentially.
     pub min_gas_per_tx: u64,
+    /// Give up the parallel phase and execute in order once this many
+    /// incarnations were aborted and they are at least half of all executions
+    /// (a dependent block); `None` never gives up.
+    pub fallback_min_aborts: Option<usize>,
 }
 
 impl Default for CostModel {
@@ -63,17 +70,29 @@ impl Default for CostModel {
             min_txs: 16,
             min_gas: 4_000_000,
             min_gas_per_tx: 33_000,
+            fallback_min_aborts: Some(64),
         }
     }
 }
 
 impl CostModel {
-    /// Always run the parallel phase (tests and benchmarks).
+    /// Always run the parallel phase to its end and use its result (tests
+    /// and benchmarks).
     pub fn always() -> Self {
         Self {
             min_txs: 0,
             min_gas: 0,
             min_gas_per_tx: 0,
+            fallback_min_aborts: None,
+        }
+    }
+
+    /// Run the parallel phase on every block, but still fall back to in-order
+    /// execution on a dependent block (benchmarks, `--force-parallel`).
+    pub fn forced() -> Self {
+        Self {
+            fallback_min_aborts: CostModel::default().fallback_min_aborts,
+            ..Self::always()
         }
     }
 
@@ -204,17 +223,33 @@ impl ParallelExecutor {
                 for _ in 0..workers {
                     scope.spawn(|_| {
                         let mut vm = vm::new_vm(&shared, cfg.clone(), block_env.clone());
-                        worker(&scheduler, &shared, &mut vm, &slots, block, &same_sender);
+                        worker(
+                            &scheduler,
+                            &shared,
+                            &mut vm,
+                            &slots,
+                            block,
+                            &same_sender,
+                            self.cost_model.fallback_min_aborts,
+                        );
                     });
                 }
             });
         }
         let mut garbage = Vec::new();
-        let stats = ParallelStats {
+        let mut stats = ParallelStats {
             parallel: true,
             reexecutions: scheduler.aborts(),
             validation_failures: scheduler.validation_failures(),
+            fell_back: false,
         };
+        if scheduler.halted() {
+            // Speculation was wasted on a dependent block: run it in order.
+            let base = evm.ctx.journaled_state.inner.database.base();
+            let output = sequential::execute_block(base, block, chain, options)?;
+            stats.fell_back = true;
+            return Ok((output, stats));
+        }
 
         // The parallel phase's bookkeeping is large for big blocks; free it off
         // the critical path.
@@ -295,9 +330,14 @@ fn worker<'a, S: StateReader>(
     slots: &[Mutex<TxSlot>],
     block: &BlockInput,
     same_sender: &[Option<TxIdx>],
+    fallback_min_aborts: Option<usize>,
 ) {
     let mut task = None;
     loop {
+        if fallback_min_aborts.is_some_and(|min| scheduler.mostly_aborting(min)) {
+            scheduler.halt();
+            return;
+        }
         let current = match task.take() {
             Some(t) => t,
             None => match scheduler.next_task() {

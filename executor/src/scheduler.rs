@@ -88,6 +88,8 @@ pub struct Scheduler {
     dependencies: Vec<Mutex<Vec<TxIdx>>>,
     aborts: AtomicUsize,
     validation_failures: AtomicUsize,
+    executions: AtomicUsize,
+    halted: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -117,12 +119,33 @@ impl Scheduler {
             dependencies: (0..block_size).map(|_| Mutex::new(Vec::new())).collect(),
             aborts: AtomicUsize::new(0),
             validation_failures: AtomicUsize::new(0),
+            executions: AtomicUsize::new(0),
+            halted: AtomicBool::new(false),
         }
     }
 
     /// True once every transaction is executed and validated.
     pub fn done(&self) -> bool {
         self.done.load(Ordering::Acquire)
+    }
+
+    /// Stops the block: every worker's next `next_task` returns `None` and the
+    /// caller must not use the results (it falls back to sequential execution).
+    pub fn halt(&self) {
+        self.halted.store(true, Ordering::Release);
+        self.done.store(true, Ordering::Release);
+    }
+
+    /// True if [`Scheduler::halt`] was called.
+    pub fn halted(&self) -> bool {
+        self.halted.load(Ordering::Acquire)
+    }
+
+    /// True when speculation is mostly wasted: at least `min_aborts` aborted
+    /// incarnations and at least half of all executions aborted.
+    pub fn mostly_aborting(&self, min_aborts: usize) -> bool {
+        let aborts = self.aborts.load(Ordering::Relaxed);
+        aborts >= min_aborts && aborts * 2 >= self.executions.load(Ordering::Relaxed)
     }
 
     /// Aborted incarnations (by failed validation or by a dependency).
@@ -280,6 +303,7 @@ impl Scheduler {
     /// Records that `version` finished executing; returns its validation task
     /// when this thread should run it right away.
     pub fn finish_execution(&self, version: Version, wrote_new_location: bool) -> Option<Task> {
+        self.executions.fetch_add(1, Ordering::Relaxed);
         let tx = version.tx;
         lock(&self.states[tx]).status = Status::Executed;
         let deps = std::mem::take(&mut *lock(&self.dependencies[tx]));

@@ -305,7 +305,7 @@ pub fn run(
     let mut results = Vec::new();
     for &t in threads {
         let mut executor = ParallelExecutor::new(t)?;
-        executor.cost_model = CostModel::always();
+        executor.cost_model = CostModel::forced();
         let mut best = (f64::INFINITY, 0);
         for _ in 0..runs.max(1) + 1 {
             let start = Instant::now();

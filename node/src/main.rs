@@ -124,7 +124,7 @@ fn run_replay(
         match ParallelExecutor::new(threads) {
             Ok(mut executor) => {
                 if force_parallel {
-                    executor.cost_model = CostModel::always();
+                    executor.cost_model = CostModel::forced();
                 }
                 options.parallel = Some(Arc::new(executor));
             }
