@@ -241,6 +241,25 @@ impl<S: StateReader> BlockState<S> {
     }
 }
 
+/// revm's view of an account: PEL's record plus its analysed code (`None`
+/// for accounts without code).
+// The struct update covers fields revm adds under optional features.
+#[allow(clippy::needless_update)]
+pub fn revm_account_info(info: AccountInfo, code: Option<Bytecode>) -> RevmAccountInfo {
+    RevmAccountInfo {
+        balance: info.balance,
+        nonce: info.nonce,
+        code_hash: if info.code_hash == B256::ZERO {
+            KECCAK_EMPTY
+        } else {
+            info.code_hash
+        },
+        account_id: None,
+        code: code.or_else(|| Some(Bytecode::default())),
+        ..Default::default()
+    }
+}
+
 impl<S: StateReader> StorageProbe for BlockState<S> {
     fn has_storage(&mut self, address: Address) -> bool {
         let cached_non_zero = |a: &CachedAccount| a.storage.values().any(|s| !s.present.is_zero());
@@ -267,8 +286,6 @@ impl<S: StateReader> StorageProbe for BlockState<S> {
 impl<S: StateReader> Database for BlockState<S> {
     type Error = DbError;
 
-    // The struct update covers fields revm adds under optional features.
-    #[allow(clippy::needless_update)]
     fn basic(&mut self, address: Address) -> Result<Option<RevmAccountInfo>, DbError> {
         let Some(info) = self.cached(address)?.info else {
             return Ok(None);
@@ -278,18 +295,7 @@ impl<S: StateReader> Database for BlockState<S> {
         } else {
             Some(self.load_code(info.code_hash)?)
         };
-        Ok(Some(RevmAccountInfo {
-            balance: info.balance,
-            nonce: info.nonce,
-            code_hash: if info.code_hash == B256::ZERO {
-                KECCAK_EMPTY
-            } else {
-                info.code_hash
-            },
-            account_id: None,
-            code: code.or_else(|| Some(Bytecode::default())),
-            ..Default::default()
-        }))
+        Ok(Some(revm_account_info(info, code)))
     }
 
     fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, DbError> {

@@ -16,11 +16,11 @@
 //! - after [`MvMemory::record`] of transaction `i`, exactly the locations of
 //!   its latest write set hold entries of `i`.
 
-use crate::scheduler::TxIdx;
+use crate::scheduler::{lock, TxIdx};
 use alloy_primitives::{Address, U256};
 use dashmap::DashMap;
 use pel_state::AccountInfo;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 /// A versioned state location.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -92,10 +92,6 @@ pub struct MvMemory {
     data: DashMap<Location, Vec<(TxIdx, Entry)>, alloy_primitives::map::DefaultHashBuilder>,
     last_written: Vec<Mutex<Vec<Location>>>,
     fees: Vec<Mutex<Fee>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl MvMemory {

@@ -20,7 +20,7 @@ use crate::{
     block_state::BlockState,
     error::ExecError,
     mv_memory::MvMemory,
-    scheduler::{Scheduler, Task, TxIdx},
+    scheduler::{lock, Scheduler, Task, TxIdx},
     sequential::{self, check_block_limits, finish_block, make_receipt, tx_error, ExecOptions},
     system,
     vm::{self, Incarnated, ReadRecord, Shared, TxOutcome},
@@ -28,7 +28,7 @@ use crate::{
 };
 use pel_state::{DiffOverlay, StateReader};
 use revm::context::result::EVMError;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 /// Counters of one parallel run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -142,10 +142,6 @@ pub struct PoolError {
 struct TxSlot {
     reads: Vec<ReadRecord>,
     outcome: Option<TxOutcome>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl ParallelExecutor {

@@ -92,7 +92,9 @@ pub struct Scheduler {
     halted: AtomicBool,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Locks `m`, ignoring poisoning: a worker that panicked discards the whole
+/// block's result, so data behind a poisoned lock is never trusted anyway.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A poisoned lock means a worker panicked; the block's result is discarded
     // by the caller, so the data behind the lock is still fine to read.
     m.lock().unwrap_or_else(|e| e.into_inner())

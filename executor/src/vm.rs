@@ -12,6 +12,7 @@
 //!   location it read still resolves to the same value.
 
 use crate::{
+    block_state::revm_account_info,
     changes::{ChangeKind, TxChanges},
     error::DbError,
     journal::{PelJournal, StorageProbe},
@@ -248,8 +249,6 @@ impl<S: StateReader> StorageProbe for VmDb<'_, S> {
 impl<S: StateReader> Database for VmDb<'_, S> {
     type Error = DbError;
 
-    // The struct update covers fields revm adds under optional features.
-    #[allow(clippy::needless_update)]
     fn basic(&mut self, address: Address) -> Result<Option<RevmAccountInfo>, DbError> {
         let Some(info) = self.account_value(address)?.info else {
             return Ok(None);
@@ -259,18 +258,7 @@ impl<S: StateReader> Database for VmDb<'_, S> {
         } else {
             Some(self.shared.code(info.code_hash)?)
         };
-        Ok(Some(RevmAccountInfo {
-            balance: info.balance,
-            nonce: info.nonce,
-            code_hash: if info.code_hash == B256::ZERO {
-                KECCAK_EMPTY
-            } else {
-                info.code_hash
-            },
-            account_id: None,
-            code: code.or_else(|| Some(Bytecode::default())),
-            ..Default::default()
-        }))
+        Ok(Some(revm_account_info(info, code)))
     }
 
     fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, DbError> {
