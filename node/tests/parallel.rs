@@ -90,3 +90,27 @@ fn stress_contended_blocks() {
         }
     }
 }
+
+#[test]
+fn synthetic_workloads_run_and_match_sequential() {
+    use pel_node::bench::{self, Workload};
+    for workload in [
+        Workload::Raw,
+        Workload::Erc20,
+        Workload::Amm,
+        Workload::Chained,
+    ] {
+        // `run` fails if any transaction fails or a parallel result differs.
+        let report = bench::run(workload, 300, &[1, 2, 4], 1).unwrap();
+        assert_eq!(report.txs, 300);
+        assert_eq!(report.results.len(), 3);
+        assert!(report.gas >= 300 * 21_000, "{workload}: gas {}", report.gas);
+        let json = serde_json::to_value(&report).unwrap();
+        for key in ["workload", "txs", "gas", "sequential_ms", "results"] {
+            assert!(!json[key].is_null(), "{key}");
+        }
+        for key in ["threads", "ms", "speedup", "reexecutions"] {
+            assert!(!json["results"][0][key].is_null(), "{key}");
+        }
+    }
+}
