@@ -105,6 +105,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// Reports an error and the failing exit code.
+fn fail(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::FAILURE
+}
+
+/// Prints one pretty JSON object.
+fn print_json(value: &impl serde::Serialize) -> Result<(), ExitCode> {
+    serde_json::to_string_pretty(value)
+        .map(|text| println!("{text}"))
+        .map_err(fail)
+}
+
 fn run_replay(
     dir: PathBuf,
     sequential: bool,
@@ -128,10 +141,7 @@ fn run_replay(
                 }
                 options.parallel = Some(Arc::new(executor));
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
+            Err(e) => return fail(e),
         }
     }
     let total = pel_node::load::list_blocks(&dir)
@@ -157,18 +167,11 @@ fn run_replay(
     bar.finish_and_clear();
     let report = match report {
         Ok(report) => report,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fail(e),
     };
     if json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(text) => println!("{text}"),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
+        if let Err(code) = print_json(&report) {
+            return code;
         }
     } else {
         let mut table = Table::new(
@@ -253,18 +256,11 @@ fn run_bench(
 ) -> ExitCode {
     let report = match bench::run(workload, txs, &threads, runs) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fail(e),
     };
     if json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(text) => println!("{text}"),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
+        if let Err(code) = print_json(&report) {
+            return code;
         }
         return ExitCode::SUCCESS;
     }
@@ -308,26 +304,16 @@ fn run_statetest(paths: Vec<PathBuf>, threads: Vec<usize>, json: bool) -> ExitCo
                 e.cost_model = CostModel::always();
                 executors.push(e);
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
+            Err(e) => return fail(e),
         }
     }
     let outcome = match statetest::run_with(&paths, &executors) {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fail(e),
     };
     if json {
-        match serde_json::to_string_pretty(&outcome) {
-            Ok(text) => println!("{text}"),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
+        if let Err(code) = print_json(&outcome) {
+            return code;
         }
     } else {
         for f in &outcome.failures {
