@@ -19,6 +19,7 @@ use pel_state::{AccountInfo, InMemoryState};
 use proptest::prelude::*;
 
 const EOAS: u8 = 5;
+const TIMESTAMP: u64 = 1_800_000_000;
 const COINBASE: u8 = 0xcb;
 const COUNTER: u8 = 0xc1;
 const REVERTER: u8 = 0xc2;
@@ -61,6 +62,37 @@ fn state() -> InMemoryState {
         )
         .replace(' ', ""),
     ));
+    // The system contracts, so the EIP-4788 and EIP-2935 calls before the
+    // transactions and the EIP-7002 and EIP-7251 calls after them really run.
+    for (address, code) in [
+        (
+            alloy_eips::eip4788::BEACON_ROOTS_ADDRESS,
+            &alloy_eips::eip4788::BEACON_ROOTS_CODE,
+        ),
+        (
+            alloy_eips::eip2935::HISTORY_STORAGE_ADDRESS,
+            &alloy_eips::eip2935::HISTORY_STORAGE_CODE,
+        ),
+        (
+            alloy_eips::eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
+            &alloy_eips::eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_CODE,
+        ),
+        (
+            alloy_eips::eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
+            &alloy_eips::eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_CODE,
+        ),
+    ] {
+        let hash = s.insert_code(code.clone());
+        s.insert_account(
+            address,
+            AccountInfo {
+                balance: U256::ZERO,
+                nonce: 1,
+                code_hash: hash,
+            },
+            [],
+        );
+    }
     // Child 0 exists before the block, with storage, so that a self-destruct
     // and a re-creation within the block must wipe it.
     let runtime = s.insert_code(child_runtime());
@@ -148,15 +180,52 @@ fn hex_addr(a: Address) -> String {
 /// One generated transaction, before nonces are assigned.
 #[derive(Clone, Debug)]
 enum Op {
-    Transfer { from: u8, to: u8, value: u64 },
-    Count { from: u8, slot: u8 },
-    Revert { from: u8 },
-    Destruct { from: u8 },
-    Create2 { from: u8, salt: u8 },
-    DestructChild { from: u8, salt: u8 },
-    PokeChild { from: u8, salt: u8 },
-    Read { from: u8 },
-    PayCoinbase { from: u8, value: u64 },
+    Transfer {
+        from: u8,
+        to: u8,
+        value: u64,
+    },
+    Count {
+        from: u8,
+        slot: u8,
+    },
+    Revert {
+        from: u8,
+    },
+    Destruct {
+        from: u8,
+    },
+    Create2 {
+        from: u8,
+        salt: u8,
+    },
+    DestructChild {
+        from: u8,
+        salt: u8,
+    },
+    PokeChild {
+        from: u8,
+        salt: u8,
+    },
+    Read {
+        from: u8,
+    },
+    PayCoinbase {
+        from: u8,
+        value: u64,
+    },
+    CountOutOfGas {
+        from: u8,
+        slot: u8,
+    },
+    Precompile {
+        from: u8,
+        which: u8,
+    },
+    /// Reads the beacon root the pre-block system call just stored.
+    ReadBeaconRoot {
+        from: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -170,16 +239,32 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (from.clone(), 0u8..3).prop_map(|(from, salt)| Op::DestructChild { from, salt }),
         2 => (from.clone(), 0u8..3).prop_map(|(from, salt)| Op::PokeChild { from, salt }),
         2 => from.clone().prop_map(|from| Op::Read { from }),
-        1 => (from, 0u64..1_000_000).prop_map(|(from, value)| Op::PayCoinbase { from, value }),
+        1 => (from.clone(), 0u64..1_000_000).prop_map(|(from, value)| Op::PayCoinbase { from, value }),
+        1 => (from.clone(), 0u8..3).prop_map(|(from, slot)| Op::CountOutOfGas { from, slot }),
+        1 => (from.clone(), 1u8..11).prop_map(|(from, which)| Op::Precompile { from, which }),
+        1 => from.prop_map(|from| Op::ReadBeaconRoot { from }),
     ]
 }
 
 fn block(ops: &[Op], fork: Fork, gas_price: u128) -> BlockInput {
+    block_with_withdrawals(ops, fork, gas_price, &[])
+}
+
+/// A block of `ops`; from Shanghai on it pays `withdrawals` (EOA index, gwei),
+/// from Cancun on it carries a parent beacon root (the EIP-4788 system call
+/// writes the beacon-roots contract before the first transaction).
+fn block_with_withdrawals(
+    ops: &[Op],
+    fork: Fork,
+    gas_price: u128,
+    withdrawals: &[(u8, u64)],
+) -> BlockInput {
     let mut nonces = [0u64; EOAS as usize];
     let transactions = ops
         .iter()
         .enumerate()
         .map(|(i, op)| {
+            let mut gas_limit = 200_000;
             let (from, to, value, data) = match *op {
                 Op::Transfer { from, to, value } => {
                     let to = if to == EOAS { addr(COINBASE) } else { eoa(to) };
@@ -203,13 +288,35 @@ fn block(ops: &[Op], fork: Fork, gas_price: u128) -> BlockInput {
                 Op::PokeChild { from, salt } => (from, child(salt), 0, Bytes::from(vec![1u8])),
                 Op::Read { from } => (from, addr(READER), 0, Bytes::new()),
                 Op::PayCoinbase { from, value } => (from, addr(COINBASE), value, Bytes::new()),
+                Op::CountOutOfGas { from, slot } => {
+                    // Enough for the intrinsic cost, not for the SSTORE.
+                    gas_limit = 23_000;
+                    (
+                        from,
+                        addr(COUNTER),
+                        0,
+                        B256::with_last_byte(slot).0.to_vec().into(),
+                    )
+                }
+                Op::ReadBeaconRoot { from } => (
+                    from,
+                    alloy_eips::eip4788::BEACON_ROOTS_ADDRESS,
+                    0,
+                    U256::from(TIMESTAMP).to_be_bytes::<32>().to_vec().into(),
+                ),
+                Op::Precompile { from, which } => (
+                    from,
+                    Address::with_last_byte(which),
+                    0,
+                    Bytes::from(vec![which; 96]),
+                ),
             };
             let nonce = nonces[from as usize];
             nonces[from as usize] += 1;
             let env = TxEnv {
                 tx_type: 0,
                 caller: eoa(from),
-                gas_limit: 200_000,
+                gas_limit,
                 gas_price,
                 kind: TxKind::Call(to),
                 value: U256::from(value),
@@ -230,15 +337,28 @@ fn block(ops: &[Op], fork: Fork, gas_price: u128) -> BlockInput {
     BlockInput {
         header: Header {
             number: 20_000_000,
-            timestamp: 1_800_000_000,
+            timestamp: TIMESTAMP,
             beneficiary: addr(COINBASE),
             gas_limit: 30_000_000,
             base_fee_per_gas: london.then_some(7),
             excess_blob_gas: (fork >= Fork::Cancun).then_some(0),
+            parent_beacon_block_root: (fork >= Fork::Cancun).then_some(B256::with_last_byte(0xbe)),
+            parent_hash: B256::with_last_byte(0x9a),
             ..Header::default()
         },
         transactions,
-        withdrawals: None,
+        withdrawals: (fork >= Fork::Shanghai).then(|| {
+            withdrawals
+                .iter()
+                .enumerate()
+                .map(|(i, (to, gwei))| alloy_eips::eip4895::Withdrawal {
+                    index: i as u64,
+                    validator_index: i as u64,
+                    address: eoa(*to),
+                    amount: *gwei,
+                })
+                .collect()
+        }),
         ommers: Vec::new(),
     }
 }
@@ -275,11 +395,12 @@ proptest! {
     #[test]
     fn parallel_equals_sequential_under_contention(
         ops in prop::collection::vec(op(), 1..40),
-        fork in prop::sample::select(vec![Fork::Berlin, Fork::London, Fork::Shanghai, Fork::Cancun]),
+        fork in prop::sample::select(vec![Fork::Berlin, Fork::London, Fork::Shanghai, Fork::Cancun, Fork::Prague]),
         gas_price in 7u128..20,
+        withdrawals in prop::collection::vec((0..EOAS, 0u64..5_000_000), 0..4),
     ) {
         let chain = ChainConfig::single_fork(1, fork);
-        let block = block(&ops, fork, gas_price);
+        let block = block_with_withdrawals(&ops, fork, gas_price, &withdrawals);
         let sequential = run_sequential(&block, &chain);
         thread_local! { static EXECUTORS: Vec<ParallelExecutor> = executors(); }
         EXECUTORS.with(|executors| {
@@ -346,6 +467,34 @@ fn generated_blocks_cover_the_features() {
     for executor in executors() {
         let parallel = run_parallel(&executor, &block(&ops, Fork::Shanghai, 10), &chain_shanghai);
         assert_eq!(parallel, Ok(out.clone()));
+    }
+    // Out of gas, precompiles, system calls and withdrawals (Prague runs all
+    // four system calls).
+    let chain_prague = ChainConfig::single_fork(1, Fork::Prague);
+    let ops = vec![
+        Op::CountOutOfGas { from: 0, slot: 0 },
+        Op::Precompile { from: 1, which: 2 },
+        Op::Precompile { from: 2, which: 4 },
+        Op::Count { from: 3, slot: 0 },
+        Op::ReadBeaconRoot { from: 4 },
+    ];
+    let prague = block_with_withdrawals(&ops, Fork::Prague, 10, &[(3, 1_000), (4, 0)]);
+    let out = run_sequential(&prague, &chain_prague).unwrap();
+    let status: Vec<bool> = out.receipts.iter().map(|r| r.success).collect();
+    assert_eq!(status, [false, true, true, true, true]);
+    assert!(out
+        .diff
+        .accounts
+        .contains_key(&alloy_eips::eip4788::BEACON_ROOTS_ADDRESS));
+    assert!(out
+        .diff
+        .accounts
+        .contains_key(&alloy_eips::eip2935::HISTORY_STORAGE_ADDRESS));
+    for executor in executors() {
+        assert_eq!(
+            run_parallel(&executor, &prague, &chain_prague),
+            Ok(out.clone())
+        );
     }
     // A transfer beyond the sender's balance makes the block invalid.
     let too_much = vec![Op::Transfer {
