@@ -509,3 +509,67 @@ fn generated_blocks_cover_the_features() {
         run_sequential(&block(&too_much, Fork::Cancun, 10), &chain)
     );
 }
+
+/// EIP-7702: an EOA delegates to the counter in a type-4 transaction that also
+/// calls it; later transactions call the delegated EOA, which runs the counter
+/// on its own storage. Parallel and sequential agree, and the counter counts.
+#[test]
+fn eip7702_delegation_in_parallel() {
+    use alloy_eips::eip7702::Authorization;
+    use alloy_primitives::Signature;
+    use pel_executor::revm::context_interface::either::Either;
+
+    let key = k256::ecdsa::SigningKey::from_slice(&[0x42; 32]).unwrap();
+    let authority = Address::from_private_key(&key);
+    let auth = Authorization {
+        chain_id: U256::from(1),
+        address: addr(COUNTER),
+        nonce: 0,
+    };
+    let (sig, recid) = key
+        .sign_prehash_recoverable(auth.signature_hash().as_slice())
+        .unwrap();
+    let signed = auth.into_signed(Signature::from_signature_and_parity(sig, recid.is_y_odd()));
+
+    let chain = ChainConfig::single_fork(1, Fork::Prague);
+    let mut block = block(
+        &[
+            Op::Count { from: 0, slot: 0 },
+            Op::Count { from: 1, slot: 0 },
+            Op::Count { from: 2, slot: 1 },
+        ],
+        Fork::Prague,
+        10,
+    );
+    // Turn the first transaction into the delegating type-4 call and point the
+    // others at the authority.
+    let slot = |n: u8| -> Bytes { B256::with_last_byte(n).0.to_vec().into() };
+    for (i, tx) in block.transactions.iter_mut().enumerate() {
+        tx.env.kind = TxKind::Call(authority);
+        tx.env.data = slot(if i == 2 { 1 } else { 0 });
+    }
+    let first = &mut block.transactions[0];
+    first.tx_type = 4;
+    first.env.tx_type = 4;
+    first.env.gas_priority_fee = Some(1);
+    first.env.authorization_list = vec![Either::Left(signed)];
+
+    let mut pre = state();
+    pre.insert_account(
+        authority,
+        AccountInfo::with_balance(U256::from(1u64) << 60),
+        [],
+    );
+    let sequential = execute_block(&pre, &block, &chain, ExecOptions::default()).unwrap();
+    assert!(sequential.receipts.iter().all(|r| r.success));
+    let delegated = sequential.diff.accounts.get(&authority).unwrap();
+    assert_eq!(delegated.storage.get(&U256::ZERO), Some(&U256::from(2)));
+    assert_eq!(delegated.storage.get(&U256::from(1)), Some(&U256::from(1)));
+    assert!(delegated.info.is_some_and(|i| !i.has_no_code()));
+    for executor in executors() {
+        let (parallel, _) = executor
+            .execute_block(&pre, &block, &chain, ExecOptions::default())
+            .unwrap();
+        assert_eq!(parallel, sequential, "{} threads", executor.threads());
+    }
+}
