@@ -2,11 +2,11 @@
 
 use crate::load::CapturedBlock;
 use pel_executor::{receipt::receipts_root, BlockOutput, SpecId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The outcome of each header check: `Some(pass)`, or `None` where the check
 /// cannot be made from the captured data.
-#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Checks {
     /// Header `gasUsed` equals the executed gas.
     pub gas_used: Option<bool>,

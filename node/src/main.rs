@@ -6,7 +6,7 @@ use pel_executor::{CostModel, ParallelExecutor};
 use pel_node::{
     bench::{self, Workload},
     output::Table,
-    replay::{self, mgas_per_s, ReplayOptions},
+    replay::{self, mgas_per_s, ReplayOptions, Shard},
     statetest,
 };
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
@@ -42,6 +42,13 @@ enum Command {
         /// Run the parallel phase on every block, whatever the cost model says.
         #[arg(long)]
         force_parallel: bool,
+        /// Replay only every N-th block starting at position I (`I/N`, 0 <= I < N),
+        /// to split an archive across machines.
+        #[arg(long)]
+        shard: Option<Shard>,
+        /// Combine these `--json` reports of shards into one report (no replay).
+        #[arg(long, num_args = 1.., conflicts_with = "shard")]
+        merge: Vec<PathBuf>,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
@@ -88,8 +95,17 @@ fn main() -> ExitCode {
             threads,
             runs,
             force_parallel,
+            shard,
+            merge,
             json,
-        } => run_replay(dir, sequential, threads, runs, force_parallel, json),
+        } => {
+            if merge.is_empty() {
+                let shard = shard.unwrap_or(Shard::ALL);
+                run_replay(dir, sequential, threads, runs, force_parallel, shard, json)
+            } else {
+                run_merge(&merge, json)
+            }
+        }
         Command::Statetest {
             paths,
             threads,
@@ -124,6 +140,7 @@ fn run_replay(
     threads: Option<usize>,
     runs: usize,
     force_parallel: bool,
+    shard: Shard,
     json: bool,
 ) -> ExitCode {
     let mut options = ReplayOptions::mainnet();
@@ -145,7 +162,7 @@ fn run_replay(
         }
     }
     let total = pel_node::load::list_blocks(&dir)
-        .map(|b| b.len())
+        .map(|b| b.len().saturating_sub(shard.index).div_ceil(shard.count))
         .unwrap_or(0);
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
@@ -154,7 +171,7 @@ fn run_replay(
     );
     let mut gas = 0u64;
     let mut ms = 0f64;
-    let report = replay::replay(&dir, &options, |r| {
+    let report = replay::replay_shard(&dir, &options, shard, |r| {
         gas += r.gas_used;
         ms += r.sequential_ms.unwrap_or_default();
         bar.set_message(format!(
@@ -169,6 +186,25 @@ fn run_replay(
         Ok(report) => report,
         Err(e) => return fail(e),
     };
+    let threads = options.parallel.as_ref().map_or(1, |e| e.threads());
+    print_replay(&report, threads, json)
+}
+
+/// `pel replay --merge`: one report from the `--json` reports of shards.
+fn run_merge(files: &[PathBuf], json: bool) -> ExitCode {
+    let mut reports = Vec::new();
+    for f in files {
+        match pel_state::mainnet::read_json::<replay::Report>(f) {
+            Ok(r) => reports.push(r),
+            Err(e) => return fail(e),
+        }
+    }
+    print_replay(&replay::Report::merge(reports), 0, json)
+}
+
+/// Prints a replay report as a table or JSON; the exit code says whether every
+/// block was valid.
+fn print_replay(report: &replay::Report, threads: usize, json: bool) -> ExitCode {
     if json {
         if let Err(code) = print_json(&report) {
             return code;
@@ -229,9 +265,13 @@ fn run_replay(
             s.sequential_mgas_per_s
         );
         if let (Some(p), Some(x)) = (s.parallel_ms, s.speedup) {
-            let threads = options.parallel.as_ref().map_or(1, |e| e.threads());
+            let threads = if threads > 0 {
+                format!(" ({threads} threads)")
+            } else {
+                String::new()
+            };
             println!(
-                "parallel ({threads} threads): {p:.1} ms ({:.0} Mgas/s), speedup {x:.2}x over sequential",
+                "parallel{threads}: {p:.1} ms ({:.0} Mgas/s), speedup {x:.2}x over sequential",
                 mgas_per_s(s.gas_used, p)
             );
         }

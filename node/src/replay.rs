@@ -9,7 +9,7 @@ use pel_executor::{
     execute_block, sequential::ExecOptions, BlockOutput, ChainConfig, CodeCache, ExecError,
     ParallelExecutor,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::{path::Path, time::Instant};
 
@@ -39,7 +39,7 @@ impl ReplayOptions {
 }
 
 /// The report of one block (the `--json` shape).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BlockReport {
     /// Block number.
     pub number: u64,
@@ -64,12 +64,12 @@ pub struct BlockReport {
     /// Validations that failed in the parallel run.
     pub validation_failures: Option<usize>,
     /// What went wrong, one line each.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
 }
 
 /// Totals over all blocks.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Summary {
     /// Blocks replayed.
     pub blocks: usize,
@@ -90,7 +90,7 @@ pub struct Summary {
 }
 
 /// The whole report.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
     /// One entry per block, by number.
     pub blocks: Vec<BlockReport>,
@@ -230,36 +230,93 @@ pub fn first_difference(a: &BlockOutput, b: &BlockOutput) -> Option<String> {
 pub fn replay(
     dir: &Path,
     options: &ReplayOptions,
+    progress: impl FnMut(&BlockReport),
+) -> Result<Report, LoadError> {
+    replay_shard(dir, options, Shard::ALL, progress)
+}
+
+/// A slice of a replay: every `count`-th block (in block-number order),
+/// starting at position `index`, so many machines can split one archive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// Position of the first block, `0 <= index < count`.
+    pub index: usize,
+    /// Number of shards.
+    pub count: usize,
+}
+
+impl Shard {
+    /// Every block.
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    /// Parses `I/N`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (i, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("shard {s:?} is not I/N"))?;
+        let index: usize = i
+            .trim()
+            .parse()
+            .map_err(|_| format!("shard index {i:?} is not a number"))?;
+        let count: usize = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("shard count {n:?} is not a number"))?;
+        if count == 0 || index >= count {
+            return Err(format!("shard {s:?}: need 0 <= I < N"));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// Replays the blocks of one shard of `dir`, calling `progress` after each.
+pub fn replay_shard(
+    dir: &Path,
+    options: &ReplayOptions,
+    shard: Shard,
     mut progress: impl FnMut(&BlockReport),
 ) -> Result<Report, LoadError> {
     let blocks = load::list_blocks(dir)?;
     let hashes = load::load_block_hashes(dir)?;
-    let mut reports = Vec::with_capacity(blocks.len());
-    for (number, path) in blocks {
+    let mut reports = Vec::with_capacity(blocks.len() / shard.count + 1);
+    for (number, path) in blocks.into_iter().skip(shard.index).step_by(shard.count) {
         let report = replay_block(number, &path, &hashes, options);
         progress(&report);
         reports.push(report);
     }
-    let sequential_ms: f64 = reports.iter().filter_map(|r| r.sequential_ms).sum();
-    let parallel_ms: Option<f64> = options
-        .parallel
-        .as_ref()
-        .map(|_| reports.iter().filter_map(|r| r.parallel_ms).sum());
-    let gas_used: u64 = reports.iter().map(|r| r.gas_used).sum();
-    let summary = Summary {
-        blocks: reports.len(),
-        valid: reports.iter().filter(|r| r.valid).count(),
-        txs: reports.iter().map(|r| r.txs).sum(),
-        gas_used,
-        sequential_ms,
-        parallel_ms,
-        speedup: parallel_ms.map(|p| sequential_ms / p.max(1e-9)),
-        sequential_mgas_per_s: mgas_per_s(gas_used, sequential_ms),
-    };
-    Ok(Report {
-        blocks: reports,
-        summary,
-    })
+    Ok(Report::from_blocks(reports))
+}
+
+impl Report {
+    /// A report over these block reports, with its summary computed.
+    pub fn from_blocks(mut blocks: Vec<BlockReport>) -> Self {
+        blocks.sort_by_key(|b| b.number);
+        let sequential_ms: f64 = blocks.iter().filter_map(|r| r.sequential_ms).sum();
+        let parallel_ms = blocks
+            .iter()
+            .any(|r| r.parallel_ms.is_some())
+            .then(|| blocks.iter().filter_map(|r| r.parallel_ms).sum::<f64>());
+        let gas_used: u64 = blocks.iter().map(|r| r.gas_used).sum();
+        let summary = Summary {
+            blocks: blocks.len(),
+            valid: blocks.iter().filter(|r| r.valid).count(),
+            txs: blocks.iter().map(|r| r.txs).sum(),
+            gas_used,
+            sequential_ms,
+            parallel_ms,
+            speedup: parallel_ms.map(|p| sequential_ms / p.max(1e-9)),
+            sequential_mgas_per_s: mgas_per_s(gas_used, sequential_ms),
+        };
+        Report { blocks, summary }
+    }
+
+    /// Combines the `--json` reports of several shards into one.
+    pub fn merge(reports: impl IntoIterator<Item = Report>) -> Self {
+        Self::from_blocks(reports.into_iter().flat_map(|r| r.blocks).collect())
+    }
 }
 
 /// Throughput in Mgas/s.
