@@ -65,6 +65,10 @@ pub enum DbError {
     /// only): the incarnation must wait for it.
     #[error("read depends on transaction {0}, which is being re-executed")]
     Blocked(usize),
+    /// The multi-version memory holds a value of the wrong kind for a
+    /// location (an executor bug, reported rather than panicking).
+    #[error("multi-version memory is inconsistent: {0}")]
+    Inconsistent(&'static str),
     /// Code bytes that revm cannot load.
     #[error("code {0} is malformed: {1}")]
     BadCode(B256, String),

@@ -30,10 +30,7 @@ use revm::{
     },
     context_interface::{Block, Cfg, ContextSetters, ContextTr, Transaction},
     database_interface::Database,
-    handler::{
-        evm::FrameTr, instructions::EthInstructions, EthFrame, EthPrecompiles, EvmTr, EvmTrError,
-        FrameResult, Handler, MainBuilder,
-    },
+    handler::{evm::FrameTr, EthFrame, EvmTr, EvmTrError, FrameResult, Handler, MainBuilder},
     interpreter::{interpreter::EthInterpreter, interpreter_action::FrameInit},
     primitives::hardfork::SpecId,
     state::{AccountInfo as RevmAccountInfo, EvmState},
@@ -96,9 +93,8 @@ impl<S: StateReader> Shared<'_, S> {
                 tx: writer,
                 value: Value::Account(v),
             } => Ok((Some(writer), v)),
-            Read::Written { .. } => Err(Unresolved::Db(DbError::BadCode(
-                B256::ZERO,
-                "storage value under an account location".into(),
+            Read::Written { .. } => Err(Unresolved::Db(DbError::Inconsistent(
+                "storage value under an account location",
             ))),
             Read::Blocked(k) => Err(Unresolved::Blocked(k)),
             Read::Base => {
@@ -148,9 +144,8 @@ impl<S: StateReader> Shared<'_, S> {
             } else {
                 v
             }),
-            Read::Written { .. } => Err(Unresolved::Db(DbError::BadCode(
-                B256::ZERO,
-                "account value under a storage location".into(),
+            Read::Written { .. } => Err(Unresolved::Db(DbError::Inconsistent(
+                "account value under a storage location",
             ))),
             Read::Blocked(k) => Err(Unresolved::Blocked(k)),
             Read::Base if last_wipe.is_some() => Ok(U256::ZERO),
@@ -526,8 +521,3 @@ fn extract_writes(
     }
     writes
 }
-
-/// The worker's EVM instructions type, named for the type aliases above.
-pub type VmInstructions<'a, S> = EthInstructions<EthInterpreter, VmContext<'a, S>>;
-/// The worker's precompiles type.
-pub type VmPrecompiles = EthPrecompiles;
