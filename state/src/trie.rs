@@ -1,0 +1,421 @@
+//! Incremental Merkle-Patricia root over stored branch nodes.
+//!
+//! A trie is kept as two sorted key spaces: its *leaves* (hashed key -> RLP value)
+//! and its *branch nodes* (nibble path -> [`BranchNodeCompact`], the form
+//! `alloy-trie`'s hash builder emits). Every branch node of the trie is stored,
+//! the root included (`with_all_branch_nodes`), so:
+//!
+//! - a stored node exists at path `P` exactly when the trie has a branch at `P`;
+//! - a child slot `P+n` of a stored branch holds either a branch stored at `P+n`,
+//!   an extension to the one topmost stored node below `P+n`, or a single leaf
+//!   (when no node is stored below `P+n`);
+//! - a branch's `hash_mask` marks the children that are branches hashed into it,
+//!   whose hashes it carries.
+//!
+//! Recomputing the root after a block touches only the paths its changed keys lie
+//! on: an unchanged child that is a stored branch is fed to the hash builder by its
+//! hash alone; everything on a changed path is rebuilt from its children. Only
+//! branch hashes are reused: a branch stays a valid child even when its parent
+//! collapses into an extension, which a reused leaf or extension hash would not.
+//! Nodes visited on changed paths are reported as removed and the hash builder's
+//! output as updated; applying removals then updates brings the store to the new
+//! trie exactly.
+
+use crate::StateError;
+use alloy_primitives::{map::HashMap, B256};
+use alloy_trie::{BranchNodeCompact, HashBuilder, Nibbles, TrieMask, EMPTY_ROOT_HASH};
+use std::collections::BTreeMap;
+
+/// Read access to one trie's stored branch nodes.
+pub trait NodeSource {
+    /// The branch node stored at exactly `path`.
+    fn node(&self, path: &Nibbles) -> Result<Option<BranchNodeCompact>, StateError>;
+    /// The first stored node whose path starts with `path` and is longer than it.
+    fn first_below(
+        &self,
+        path: &Nibbles,
+    ) -> Result<Option<(Nibbles, BranchNodeCompact)>, StateError>;
+}
+
+/// Read access to one trie's leaves in key order.
+pub trait LeafSource {
+    /// Calls `f` on each leaf with key `>= from`, in order, until it returns false.
+    fn leaves_from(
+        &self,
+        from: &B256,
+        f: &mut dyn FnMut(&B256, &[u8]) -> bool,
+    ) -> Result<(), StateError>;
+}
+
+/// Leaf changes of one trie: new value, or `None` for a deleted key.
+pub type LeafChanges = BTreeMap<B256, Option<Vec<u8>>>;
+
+/// The outcome of a root computation: the root and the node changes to store.
+#[derive(Debug, Default)]
+pub struct TrieUpdate {
+    /// The new root hash.
+    pub root: B256,
+    /// Paths of stored nodes to delete (before writing `updated`).
+    pub removed: Vec<Nibbles>,
+    /// Nodes to write, by path.
+    pub updated: HashMap<Nibbles, BranchNodeCompact>,
+}
+
+/// Computes the root of a trie after `changes`, reusing the stored nodes of
+/// unchanged subtries. With `wiped`, the stored leaves and nodes are ignored (the
+/// trie is rebuilt from `changes` alone; the caller deletes the old ones).
+/// `previous_root` is returned as is when nothing changed.
+pub fn update_root(
+    nodes: &dyn NodeSource,
+    leaves: &dyn LeafSource,
+    changes: &LeafChanges,
+    wiped: bool,
+    previous_root: B256,
+) -> Result<TrieUpdate, StateError> {
+    if changes.is_empty() && !wiped {
+        return Ok(TrieUpdate {
+            root: previous_root,
+            ..TrieUpdate::default()
+        });
+    }
+    let mut walk = Walk {
+        nodes,
+        leaves,
+        changes,
+        base: !wiped,
+        changed: changes.keys().map(Nibbles::unpack).collect(),
+        hb: HashBuilder::default()
+            .with_updates(true)
+            .with_all_branch_nodes(true),
+        removed: Vec::new(),
+    };
+    walk.slot(Nibbles::default())?;
+    let root = walk.hb.root();
+    let removed = walk.removed;
+    let (_, updated) = walk.hb.split();
+    Ok(TrieUpdate {
+        root,
+        removed,
+        updated,
+    })
+}
+
+/// Root of a trie from all its leaves, in key order (no stored nodes used).
+pub fn full_root(leaves: impl IntoIterator<Item = (B256, Vec<u8>)>) -> B256 {
+    let mut hb = HashBuilder::default();
+    let mut any = false;
+    for (key, value) in leaves {
+        hb.add_leaf(Nibbles::unpack(key), &value);
+        any = true;
+    }
+    if any {
+        hb.root()
+    } else {
+        EMPTY_ROOT_HASH
+    }
+}
+
+struct Walk<'a> {
+    nodes: &'a dyn NodeSource,
+    leaves: &'a dyn LeafSource,
+    changes: &'a LeafChanges,
+    /// False when the stored trie is to be ignored (wiped).
+    base: bool,
+    changed: Vec<Nibbles>,
+    hb: HashBuilder,
+    removed: Vec<Nibbles>,
+}
+
+impl Walk<'_> {
+    /// True when some changed key lies under `prefix`.
+    fn is_changed(&self, prefix: &Nibbles) -> bool {
+        let i = self.changed.partition_point(|k| k < prefix);
+        self.changed.get(i).is_some_and(|k| k.starts_with(prefix))
+    }
+
+    /// Feeds every leaf under the child slot `path`.
+    fn slot(&mut self, path: Nibbles) -> Result<(), StateError> {
+        if self.base {
+            if let Some(node) = self.nodes.node(&path)? {
+                return self.branch(path, &node);
+            }
+            if let Some((below, node)) = self.nodes.first_below(&path)? {
+                // The slot held an extension to `below`; new leaves may sit beside it.
+                self.leaves_in(&path, &path, Some(&below))?;
+                self.branch(below, &node)?;
+                if let Some(after) = below.increment() {
+                    self.leaves_in(&path, &after, None)?;
+                }
+                return Ok(());
+            }
+        }
+        self.leaves_in(&path, &path, None)
+    }
+
+    /// Rebuilds the stored branch at `path` from its children.
+    fn branch(&mut self, path: Nibbles, node: &BranchNodeCompact) -> Result<(), StateError> {
+        self.removed.push(path);
+        for nibble in 0..16u8 {
+            let mut child = path;
+            child.push(nibble);
+            let present = node.state_mask.is_bit_set(nibble);
+            let changed = self.is_changed(&child);
+            if !present && !changed {
+                continue;
+            }
+            if present && !changed && node.hash_mask.is_bit_set(nibble) {
+                self.hb
+                    .add_branch(child, node.hash_for_nibble(nibble), true);
+                continue;
+            }
+            self.slot(child)?;
+        }
+        Ok(())
+    }
+
+    /// Feeds the leaves under `prefix` with key `>= from` and `< stop`, merging
+    /// the stored leaves with the changes.
+    fn leaves_in(
+        &mut self,
+        prefix: &Nibbles,
+        from: &Nibbles,
+        stop: Option<&Nibbles>,
+    ) -> Result<(), StateError> {
+        let lower = lower_bound(from);
+        let within = |key: &Nibbles| key.starts_with(prefix) && stop.is_none_or(|s| key < s);
+        let mut stored: Vec<(B256, Vec<u8>)> = Vec::new();
+        if self.base {
+            let changes = self.changes;
+            self.leaves.leaves_from(&lower, &mut |key, value| {
+                if !within(&Nibbles::unpack(key)) {
+                    return false;
+                }
+                if !changes.contains_key(key) {
+                    stored.push((*key, value.to_vec()));
+                }
+                true
+            })?;
+        }
+        let mut changed = self
+            .changes
+            .range(lower..)
+            .take_while(|(k, _)| within(&Nibbles::unpack(k)))
+            .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v)))
+            .peekable();
+        let mut stored = stored.into_iter().peekable();
+        loop {
+            let take_stored = match (stored.peek(), changed.peek()) {
+                (None, None) => break,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some((a, _)), Some((b, _))) => a < b,
+            };
+            if take_stored {
+                if let Some((key, value)) = stored.next() {
+                    self.hb.add_leaf(Nibbles::unpack(key), &value);
+                }
+            } else if let Some((key, value)) = changed.next() {
+                self.hb.add_leaf(Nibbles::unpack(key), value);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The smallest 32-byte key whose nibbles start at or after `path`.
+fn lower_bound(path: &Nibbles) -> B256 {
+    let mut out = [0u8; 32];
+    for (i, nibble) in path.iter().enumerate() {
+        out[i / 2] |= if i % 2 == 0 { nibble << 4 } else { nibble };
+    }
+    B256::from(out)
+}
+
+/// Encodes a stored branch node: three u16 masks (state, tree, hash), a flag and
+/// the optional root hash, then the child hashes.
+pub fn encode_node(node: &BranchNodeCompact) -> Vec<u8> {
+    let mut out = Vec::with_capacity(7 + 32 * (node.hashes.len() + 1));
+    out.extend_from_slice(&node.state_mask.get().to_be_bytes());
+    out.extend_from_slice(&node.tree_mask.get().to_be_bytes());
+    out.extend_from_slice(&node.hash_mask.get().to_be_bytes());
+    match node.root_hash {
+        Some(root) => {
+            out.push(1);
+            out.extend_from_slice(root.as_slice());
+        }
+        None => out.push(0),
+    }
+    for hash in node.hashes.iter() {
+        out.extend_from_slice(hash.as_slice());
+    }
+    out
+}
+
+/// Decodes [`encode_node`]'s format, rejecting anything inconsistent.
+pub fn decode_node(bytes: &[u8]) -> Result<BranchNodeCompact, StateError> {
+    let bad = |why: &str| StateError::Backend(format!("corrupt trie node: {why}"));
+    if bytes.len() < 7 {
+        return Err(bad("too short"));
+    }
+    let mask = |i: usize| TrieMask::new(u16::from_be_bytes([bytes[i], bytes[i + 1]]));
+    let (state_mask, tree_mask, hash_mask) = (mask(0), mask(2), mask(4));
+    let (root_hash, rest) = match bytes[6] {
+        0 => (None, &bytes[7..]),
+        1 if bytes.len() >= 39 => (Some(B256::from_slice(&bytes[7..39])), &bytes[39..]),
+        _ => return Err(bad("bad root flag")),
+    };
+    if !tree_mask.is_subset_of(state_mask) || !hash_mask.is_subset_of(state_mask) {
+        return Err(bad("masks disagree"));
+    }
+    if rest.len() != 32 * hash_mask.count_ones() as usize {
+        return Err(bad("wrong number of hashes"));
+    }
+    let hashes = rest.chunks_exact(32).map(B256::from_slice).collect();
+    Ok(BranchNodeCompact::new(
+        state_mask, tree_mask, hash_mask, hashes, root_hash,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::keccak256;
+    use proptest::prelude::*;
+
+    /// An in-memory trie store: leaves and nodes in ordered maps.
+    #[derive(Default)]
+    struct MemTrie {
+        leaves: BTreeMap<B256, Vec<u8>>,
+        nodes: BTreeMap<Nibbles, BranchNodeCompact>,
+        root: B256,
+    }
+
+    impl NodeSource for MemTrie {
+        fn node(&self, path: &Nibbles) -> Result<Option<BranchNodeCompact>, StateError> {
+            Ok(self.nodes.get(path).cloned())
+        }
+        fn first_below(
+            &self,
+            path: &Nibbles,
+        ) -> Result<Option<(Nibbles, BranchNodeCompact)>, StateError> {
+            use std::ops::Bound;
+            Ok(self
+                .nodes
+                .range((Bound::Excluded(*path), Bound::Unbounded))
+                .next()
+                .filter(|(k, _)| k.starts_with(path))
+                .map(|(k, v)| (*k, v.clone())))
+        }
+    }
+
+    impl LeafSource for MemTrie {
+        fn leaves_from(
+            &self,
+            from: &B256,
+            f: &mut dyn FnMut(&B256, &[u8]) -> bool,
+        ) -> Result<(), StateError> {
+            for (k, v) in self.leaves.range(*from..) {
+                if !f(k, v) {
+                    break;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    impl MemTrie {
+        fn apply(&mut self, changes: &LeafChanges) {
+            let update = update_root(self, self, changes, false, self.root).unwrap();
+            for path in &update.removed {
+                self.nodes.remove(path);
+            }
+            self.nodes.extend(update.updated);
+            for (k, v) in changes {
+                match v {
+                    Some(v) => self.leaves.insert(*k, v.clone()),
+                    None => self.leaves.remove(k),
+                };
+            }
+            self.root = update.root;
+            assert_eq!(
+                self.root,
+                full_root(self.leaves.iter().map(|(k, v)| (*k, v.clone()))),
+                "incremental root differs from the full recomputation"
+            );
+            // The store must hold exactly the branch nodes of a fresh build.
+            let mut fresh = MemTrie::default();
+            let all: LeafChanges = self
+                .leaves
+                .iter()
+                .map(|(k, v)| (*k, Some(v.clone())))
+                .collect();
+            let rebuilt = update_root(&fresh, &fresh, &all, false, EMPTY_ROOT_HASH).unwrap();
+            fresh.nodes.extend(rebuilt.updated);
+            assert_eq!(
+                self.nodes.keys().collect::<Vec<_>>(),
+                fresh.nodes.keys().collect::<Vec<_>>()
+            );
+        }
+    }
+
+    fn key(i: u16) -> B256 {
+        keccak256(i.to_be_bytes())
+    }
+
+    #[test]
+    fn node_encoding_round_trips_and_rejects_garbage() {
+        let node = BranchNodeCompact::new(
+            TrieMask::new(0b1011),
+            TrieMask::new(0b0001),
+            TrieMask::new(0b1001),
+            vec![B256::repeat_byte(1), B256::repeat_byte(2)],
+            Some(B256::repeat_byte(3)),
+        );
+        assert_eq!(decode_node(&encode_node(&node)).unwrap(), node);
+        assert!(decode_node(&[0, 1]).is_err());
+        let mut bad = encode_node(&node);
+        bad.pop();
+        assert!(decode_node(&bad).is_err());
+    }
+
+    #[test]
+    fn grows_and_shrinks_to_empty() {
+        let mut trie = MemTrie {
+            root: EMPTY_ROOT_HASH,
+            ..MemTrie::default()
+        };
+        for round in 0..5u16 {
+            let changes: LeafChanges = (0..200u16)
+                .map(|i| (key(round * 200 + i), Some(vec![0x80 + (i % 50) as u8])))
+                .collect();
+            trie.apply(&changes);
+        }
+        for round in 0..5u16 {
+            let changes: LeafChanges = (0..200u16).map(|i| (key(round * 200 + i), None)).collect();
+            trie.apply(&changes);
+        }
+        assert_eq!(trie.root, EMPTY_ROOT_HASH);
+        assert!(trie.nodes.is_empty());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Random batches of inserts, updates and deletes over a small key space
+        /// (so branches split, collapse and vanish): the incremental root always
+        /// equals the full recomputation and the stored nodes equal a fresh build.
+        #[test]
+        fn incremental_equals_full(batches in prop::collection::vec(
+            prop::collection::vec((0u16..300, prop::option::weighted(0.7, 0u8..40)), 0..60),
+            1..8,
+        )) {
+            let mut trie = MemTrie { root: EMPTY_ROOT_HASH, ..MemTrie::default() };
+            for batch in batches {
+                let changes: LeafChanges = batch
+                    .into_iter()
+                    .map(|(k, v)| (key(k), v.map(|v| vec![0x80 + v, 1, 2, 3])))
+                    .collect();
+                trie.apply(&changes);
+            }
+        }
+    }
+}
