@@ -10,13 +10,16 @@ pub mod error;
 pub mod mainnet;
 pub mod memory;
 pub mod overlay;
+pub mod rocks;
 pub mod root;
+pub mod trie;
 
 pub use account::AccountInfo;
 pub use diff::{AccountDiff, StateDiff};
 pub use error::StateError;
 pub use memory::InMemoryState;
 pub use overlay::DiffOverlay;
+pub use rocks::{BlockRecord, Head, HistoricalState, PendingState, RocksStore, StoreOptions};
 pub use root::{state_root, storage_root};
 
 use alloy_primitives::{Address, Bytes, B256, U256};

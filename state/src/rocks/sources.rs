@@ -1,0 +1,129 @@
+//! The trie's [`NodeSource`] and [`LeafSource`] over RocksDB column families, for
+//! the account trie (no owner) or one account's storage trie (owner = hashed
+//! address, prefixing every key).
+
+use super::{db_err, RocksStore};
+use crate::{
+    trie::{decode_node, LeafSource, NodeSource},
+    StateError,
+};
+use alloy_primitives::B256;
+use alloy_trie::{BranchNodeCompact, Nibbles};
+use rocksdb::ColumnFamily;
+
+/// Stored branch nodes of one trie.
+pub(crate) struct DbNodes<'a> {
+    store: &'a RocksStore,
+    cf: &'a ColumnFamily,
+    owner: Option<B256>,
+}
+
+impl<'a> DbNodes<'a> {
+    pub(crate) fn new(
+        store: &'a RocksStore,
+        cf: &str,
+        owner: Option<B256>,
+    ) -> Result<Self, StateError> {
+        Ok(Self {
+            store,
+            cf: store.cf(cf)?,
+            owner,
+        })
+    }
+
+    fn owner_len(&self) -> usize {
+        if self.owner.is_some() {
+            32
+        } else {
+            0
+        }
+    }
+}
+
+impl NodeSource for DbNodes<'_> {
+    fn node(&self, path: &Nibbles) -> Result<Option<BranchNodeCompact>, StateError> {
+        let key = super::schema::node_key(self.owner.as_ref(), path);
+        match self
+            .store
+            .db()
+            .get_pinned_cf(self.cf, key)
+            .map_err(db_err)?
+        {
+            Some(v) => decode_node(&v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn first_below(
+        &self,
+        path: &Nibbles,
+    ) -> Result<Option<(Nibbles, BranchNodeCompact)>, StateError> {
+        let prefix = super::schema::node_key(self.owner.as_ref(), path);
+        let mut it = self.store.db().raw_iterator_cf(self.cf);
+        it.seek(&prefix);
+        // Skip the node at exactly `path`, if any.
+        if it.key().is_some_and(|k| k == prefix.as_slice()) {
+            it.next();
+        }
+        let found = match it.item() {
+            Some((key, value)) if key.starts_with(&prefix) => {
+                let nibbles = &key[self.owner_len()..];
+                if nibbles.len() > 64 || nibbles.iter().any(|n| *n > 15) {
+                    return Err(StateError::Backend("corrupt trie node key".into()));
+                }
+                Some((Nibbles::from_nibbles(nibbles), decode_node(value)?))
+            }
+            _ => None,
+        };
+        it.status().map_err(db_err)?;
+        Ok(found)
+    }
+}
+
+/// Hashed leaves of one trie.
+pub(crate) struct DbLeaves<'a> {
+    store: &'a RocksStore,
+    cf: &'a ColumnFamily,
+    owner: Option<B256>,
+}
+
+impl<'a> DbLeaves<'a> {
+    pub(crate) fn new(
+        store: &'a RocksStore,
+        cf: &str,
+        owner: Option<B256>,
+    ) -> Result<Self, StateError> {
+        Ok(Self {
+            store,
+            cf: store.cf(cf)?,
+            owner,
+        })
+    }
+}
+
+impl LeafSource for DbLeaves<'_> {
+    fn leaves_from(
+        &self,
+        from: &B256,
+        f: &mut dyn FnMut(&B256, &[u8]) -> bool,
+    ) -> Result<(), StateError> {
+        let mut start = Vec::with_capacity(64);
+        if let Some(owner) = &self.owner {
+            start.extend_from_slice(owner.as_slice());
+        }
+        let skip = start.len();
+        start.extend_from_slice(from.as_slice());
+        let mut it = self.store.db().raw_iterator_cf(self.cf);
+        it.seek(&start);
+        while let Some((key, value)) = it.item() {
+            if key.len() != skip + 32 || !key.starts_with(&start[..skip]) {
+                break;
+            }
+            if !f(&B256::from_slice(&key[skip..]), value) {
+                break;
+            }
+            it.next();
+        }
+        it.status().map_err(db_err)
+    }
+}
