@@ -3,8 +3,14 @@
 //! is a thin layer over these modules.
 
 pub mod bench;
+pub mod blocktest;
+pub mod chain;
 pub mod checks;
+pub mod genesis;
+pub mod import;
 pub mod load;
 pub mod output;
 pub mod replay;
 pub mod statetest;
+pub mod synth;
+pub mod validate;

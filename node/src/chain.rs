@@ -1,0 +1,622 @@
+//! A chain on disk: the RocksDB store with its chain configuration, and the one
+//! path by which blocks enter it. [`Chain::import`] validates a block against its
+//! parent, executes it with the Block-STM executor (or the sequential one), checks
+//! gas, bloom, receipts root and state root, then commits it in one write batch.
+//! A rejected block changes nothing: the chain stays at its parent.
+
+use crate::{
+    genesis::GenesisSpec,
+    validate::{self, Invalid},
+};
+use alloy_consensus::{Block, BlockBody, Header, ReceiptEnvelope, TxEnvelope};
+use alloy_primitives::{Bloom, B256};
+use alloy_rlp::{Decodable, Encodable};
+use pel_executor::{
+    receipt::receipts_root, sequential::ExecOptions, BlockInput, BlockOutput, ChainConfig,
+    CodeCache, ExecError, Ommer, ParallelExecutor, ParallelStats, PreparedTx, SpecId,
+};
+use pel_state::{BlockRecord, RocksStore, StateError, StoreOptions};
+use std::{path::Path, sync::Arc, time::Instant};
+
+/// What kind of rule a rejected block broke (the official tests name it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum RejectClass {
+    /// The block's encoding.
+    Rlp,
+    /// A header, body or block-result rule.
+    Block,
+    /// A transaction is invalid.
+    Transaction,
+}
+
+/// Why a block was not imported.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The bytes are not a block.
+    #[error("bad block encoding: {0}")]
+    Decode(String),
+    /// The parent is not the chain's head.
+    #[error("unknown parent {parent}: the head is {head} (reorgs are not supported)")]
+    UnknownParent {
+        /// The block's parent hash.
+        parent: B256,
+        /// The current head hash.
+        head: B256,
+    },
+    /// A header or body rule is broken.
+    #[error("block {number}: invalid: {reason}")]
+    Invalid {
+        /// Block number.
+        number: u64,
+        /// What is wrong.
+        reason: Invalid,
+    },
+    /// A transaction cannot be included.
+    #[error("block {number}: transaction {index} is invalid: {reason}")]
+    Transaction {
+        /// Block number.
+        number: u64,
+        /// Index in the block.
+        index: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Execution produced a result other than the header commits to.
+    #[error("block {number}: {what} mismatch: header has {expected}, execution gives {got}")]
+    Mismatch {
+        /// Block number.
+        number: u64,
+        /// Which field.
+        what: &'static str,
+        /// The header's value.
+        expected: String,
+        /// The executed value.
+        got: String,
+    },
+    /// Execution failed for a reason other than the block's validity.
+    #[error(transparent)]
+    Exec(ExecError),
+    /// The store failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+impl ImportError {
+    /// The class of rule broken, or `None` for failures that are not the block's
+    /// fault (disk errors).
+    pub fn class(&self) -> Option<RejectClass> {
+        match self {
+            Self::Decode(_) => Some(RejectClass::Rlp),
+            Self::UnknownParent { .. } | Self::Invalid { .. } | Self::Mismatch { .. } => {
+                Some(RejectClass::Block)
+            }
+            Self::Transaction { .. } => Some(RejectClass::Transaction),
+            Self::Exec(ExecError::InvalidTx { .. }) => Some(RejectClass::Transaction),
+            Self::Exec(ExecError::InvalidBlock { .. } | ExecError::SystemCall { .. }) => {
+                Some(RejectClass::Block)
+            }
+            Self::Exec(ExecError::State { .. }) | Self::State(_) => None,
+        }
+    }
+}
+
+/// Timings and counts of one imported block.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ImportStats {
+    /// Block number.
+    pub number: u64,
+    /// Transactions.
+    pub txs: usize,
+    /// Gas used.
+    pub gas_used: u64,
+    /// Decoding checks, sender recovery and validation, in seconds.
+    pub validate_s: f64,
+    /// Execution, in seconds.
+    pub execute_s: f64,
+    /// State root (staging the trie update), in seconds.
+    pub root_s: f64,
+    /// The atomic write, in seconds.
+    pub commit_s: f64,
+    /// Aborted incarnations in the parallel executor.
+    pub reexecutions: usize,
+}
+
+/// A chain stored in a data dir.
+pub struct Chain {
+    store: RocksStore,
+    config: ChainConfig,
+    executor: Option<Arc<ParallelExecutor>>,
+    code_cache: Arc<CodeCache>,
+    head_header: Header,
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain")
+            .field("store", &self.store)
+            .field("head", &self.head_header.number)
+            .finish()
+    }
+}
+
+/// Encodes receipts for storage.
+pub fn encode_receipts(receipts: &[ReceiptEnvelope]) -> Vec<u8> {
+    let mut out = Vec::new();
+    alloy_rlp::encode_list(receipts, &mut out);
+    out
+}
+
+/// Decodes stored receipts.
+pub fn decode_receipts(bytes: &[u8]) -> Result<Vec<ReceiptEnvelope>, StateError> {
+    Vec::<ReceiptEnvelope>::decode(&mut &bytes[..])
+        .map_err(|e| StateError::Backend(format!("corrupt receipts: {e}")))
+}
+
+/// Decodes a stored header.
+pub fn decode_header(bytes: &[u8]) -> Result<Header, StateError> {
+    Header::decode(&mut &bytes[..]).map_err(|e| StateError::Backend(format!("corrupt header: {e}")))
+}
+
+/// Decodes a stored body.
+pub fn decode_body(bytes: &[u8]) -> Result<BlockBody<TxEnvelope>, StateError> {
+    BlockBody::<TxEnvelope>::decode(&mut &bytes[..])
+        .map_err(|e| StateError::Backend(format!("corrupt body: {e}")))
+}
+
+impl Chain {
+    /// Creates a data dir from a genesis. Refuses a dir that already has data.
+    pub fn init(
+        path: &Path,
+        genesis: &GenesisSpec,
+        options: StoreOptions,
+    ) -> Result<Self, StateError> {
+        let config = serde_json::to_vec(&genesis.chain)
+            .map_err(|e| StateError::Backend(format!("cannot encode chain config: {e}")))?;
+        let body = BlockBody::<TxEnvelope> {
+            transactions: vec![],
+            ommers: vec![],
+            withdrawals: genesis.header.withdrawals_root.map(|_| Default::default()),
+        };
+        let record = BlockRecord {
+            number: genesis.header.number,
+            hash: genesis.hash(),
+            header: alloy_rlp::encode(&genesis.header),
+            body: alloy_rlp::encode(&body),
+            receipts: encode_receipts(&[]),
+            tx_hashes: vec![],
+        };
+        if genesis.header.number != 0 {
+            return Err(StateError::Backend(
+                "genesis blocks other than number 0 are not supported".into(),
+            ));
+        }
+        let store = RocksStore::create(
+            path,
+            &config,
+            &genesis.alloc,
+            &record,
+            Some(genesis.header.state_root),
+            options,
+        )?;
+        Ok(Self {
+            store,
+            config: genesis.chain.clone(),
+            executor: None,
+            code_cache: Arc::new(CodeCache::new()),
+            head_header: genesis.header.clone(),
+        })
+    }
+
+    /// Opens an existing data dir (checks schema, head and state root).
+    pub fn open(path: &Path, options: StoreOptions) -> Result<Self, StateError> {
+        let store = RocksStore::open(path, options)?;
+        let config: ChainConfig = serde_json::from_slice(&store.chain_config()?)
+            .map_err(|e| StateError::Backend(format!("corrupt chain config: {e}")))?;
+        let head = store.head()?;
+        let header = store.header(head.number)?.ok_or_else(|| {
+            StateError::Backend(format!("head block {} has no header", head.number))
+        })?;
+        let head_header = decode_header(&header)?;
+        if head_header.hash_slow() != head.hash {
+            return Err(StateError::Backend(
+                "head header does not hash to the head".into(),
+            ));
+        }
+        Ok(Self {
+            store,
+            config,
+            executor: None,
+            code_cache: Arc::new(CodeCache::new()),
+            head_header,
+        })
+    }
+
+    /// Executes blocks with this parallel executor (sequentially when `None`).
+    pub fn with_executor(mut self, executor: Option<Arc<ParallelExecutor>>) -> Self {
+        self.executor = executor;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &RocksStore {
+        &self.store
+    }
+
+    /// The chain configuration.
+    pub fn config(&self) -> &ChainConfig {
+        &self.config
+    }
+
+    /// The head block's header.
+    pub fn head(&self) -> &Header {
+        &self.head_header
+    }
+
+    /// Imports one RLP-encoded block.
+    pub fn import_rlp(&mut self, bytes: &[u8]) -> Result<ImportStats, ImportError> {
+        let block =
+            validate::decode_block(bytes).map_err(|e| ImportError::Decode(e.to_string()))?;
+        self.import(block)
+    }
+
+    /// Validates, executes, checks and commits one block on top of the head.
+    pub fn import(&mut self, block: Block<TxEnvelope>) -> Result<ImportStats, ImportError> {
+        let start = Instant::now();
+        let header = &block.header;
+        let number = header.number;
+        let head_hash = self.store.head()?.hash;
+        if header.parent_hash != head_hash {
+            return Err(ImportError::UnknownParent {
+                parent: header.parent_hash,
+                head: head_hash,
+            });
+        }
+        if let Some(reason) = validate::body_shape_error(&self.config, &block) {
+            return Err(ImportError::Decode(format!("block {number}: {reason}")));
+        }
+        let invalid = |reason| ImportError::Invalid { number, reason };
+        validate::validate_header(&self.config, &self.head_header, header).map_err(invalid)?;
+        validate::validate_body(&self.config, &block).map_err(invalid)?;
+        let spec = self.config.spec_at(number, header.timestamp);
+        let transactions = block
+            .body
+            .transactions
+            .iter()
+            .enumerate()
+            .map(|(index, tx)| {
+                PreparedTx::recover(tx, None, spec < SpecId::HOMESTEAD).map_err(|e| {
+                    ImportError::Transaction {
+                        number,
+                        index,
+                        reason: e.to_string(),
+                    }
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let input = BlockInput {
+            header: header.clone(),
+            transactions,
+            withdrawals: block.body.withdrawals.clone().map(|w| w.into_inner()),
+            ommers: block
+                .body
+                .ommers
+                .iter()
+                .map(|o| Ommer {
+                    number: o.number,
+                    beneficiary: o.beneficiary,
+                })
+                .collect(),
+        };
+        let validated = Instant::now();
+        let (output, stats) = self.execute(&input)?;
+        let executed = Instant::now();
+        validate::validate_transactions_root(&block).map_err(invalid)?;
+        self.check_output(&input, spec, &output)?;
+        let pending = self.store.prepare(&output.diff, number)?;
+        if pending.root() != header.state_root {
+            return Err(ImportError::Mismatch {
+                number,
+                what: "state root",
+                expected: header.state_root.to_string(),
+                got: pending.root().to_string(),
+            });
+        }
+        let rooted = Instant::now();
+        let receipts: Vec<ReceiptEnvelope> = output.receipts.iter().map(|r| r.envelope()).collect();
+        let record = BlockRecord {
+            number,
+            hash: header.hash_slow(),
+            header: alloy_rlp::encode(header),
+            body: alloy_rlp::encode(&block.body),
+            receipts: encode_receipts(&receipts),
+            tx_hashes: block
+                .body
+                .transactions
+                .iter()
+                .map(|t| *t.tx_hash())
+                .collect(),
+        };
+        self.store.commit(pending, &record)?;
+        let committed = Instant::now();
+        self.head_header = block.header;
+        Ok(ImportStats {
+            number,
+            txs: input.transactions.len(),
+            gas_used: output.gas_used,
+            validate_s: (validated - start).as_secs_f64(),
+            execute_s: (executed - validated).as_secs_f64(),
+            root_s: (rooted - executed).as_secs_f64(),
+            commit_s: (committed - rooted).as_secs_f64(),
+            reexecutions: stats.reexecutions,
+        })
+    }
+
+    /// Executes a block on the head state.
+    pub fn execute(&self, input: &BlockInput) -> Result<(BlockOutput, ParallelStats), ImportError> {
+        let options = ExecOptions {
+            rewards: true,
+            code_cache: Some(self.code_cache.clone()),
+        };
+        let result = match &self.executor {
+            Some(executor) => executor.execute_block(&self.store, input, &self.config, options),
+            None => pel_executor::execute_block(&self.store, input, &self.config, options)
+                .map(|o| (o, ParallelStats::default())),
+        };
+        result.map_err(ImportError::Exec)
+    }
+
+    fn check_output(
+        &self,
+        input: &BlockInput,
+        spec: SpecId,
+        output: &BlockOutput,
+    ) -> Result<(), ImportError> {
+        let header = &input.header;
+        let number = header.number;
+        let mismatch = |what, expected: String, got: String| {
+            Err(ImportError::Mismatch {
+                number,
+                what,
+                expected,
+                got,
+            })
+        };
+        if output.gas_used != header.gas_used {
+            return mismatch(
+                "gas used",
+                header.gas_used.to_string(),
+                output.gas_used.to_string(),
+            );
+        }
+        if let Some(blob_gas) = header.blob_gas_used {
+            if blob_gas != output.blob_gas_used {
+                return mismatch(
+                    "blob gas used",
+                    blob_gas.to_string(),
+                    output.blob_gas_used.to_string(),
+                );
+            }
+        }
+        let bloom: Bloom = output.logs_bloom();
+        if bloom != header.logs_bloom {
+            return mismatch(
+                "logs bloom",
+                header.logs_bloom.to_string(),
+                bloom.to_string(),
+            );
+        }
+        // Before Byzantium receipts carry intermediate state roots, which the
+        // executor does not compute; the state root below still checks the block.
+        if spec >= SpecId::BYZANTIUM {
+            let root = receipts_root(&output.receipts);
+            if root != header.receipts_root {
+                return mismatch(
+                    "receipts root",
+                    header.receipts_root.to_string(),
+                    root.to_string(),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Encodes a block for an import file.
+pub fn encode_block(block: &Block<TxEnvelope>) -> Vec<u8> {
+    let mut out = Vec::new();
+    block.encode(&mut out);
+    out
+}
+
+/// Reads back block `number` from the store.
+pub fn stored_block(store: &RocksStore, number: u64) -> Result<Block<TxEnvelope>, StateError> {
+    let header = store
+        .header(number)?
+        .ok_or_else(|| StateError::Backend(format!("block {number} has no header")))?;
+    let body = store
+        .body(number)?
+        .ok_or_else(|| StateError::Backend(format!("block {number} has no body")))?;
+    Ok(Block {
+        header: decode_header(&header)?,
+        body: decode_body(&body)?,
+    })
+}
+
+/// Writes blocks 1..=head as concatenated RLP; returns how many.
+pub fn export(chain: &Chain, file: &Path) -> Result<u64, StateError> {
+    let io = |e: std::io::Error| StateError::Io {
+        path: file.to_path_buf(),
+        source: e,
+    };
+    let mut out = std::io::BufWriter::new(std::fs::File::create(file).map_err(io)?);
+    let head = chain.head().number;
+    for number in 1..=head {
+        let block = stored_block(chain.store(), number)?;
+        std::io::Write::write_all(&mut out, &encode_block(&block)).map_err(io)?;
+    }
+    std::io::Write::flush(&mut out).map_err(io)?;
+    Ok(head)
+}
+
+/// What the block builder needs beyond the transactions.
+#[derive(Clone, Debug)]
+pub struct BlockAttrs {
+    /// Block timestamp (must be after the parent's).
+    pub timestamp: u64,
+    /// Fee recipient.
+    pub beneficiary: alloy_primitives::Address,
+    /// Gas limit of the new block.
+    pub gas_limit: u64,
+    /// PREVRANDAO (the header's mix hash) after the Merge.
+    pub prev_randao: B256,
+    /// Extra data (at most 32 bytes).
+    pub extra_data: alloy_primitives::Bytes,
+}
+
+/// A block the builder committed.
+#[derive(Debug)]
+pub struct BuiltBlock {
+    /// The block as stored.
+    pub block: Block<TxEnvelope>,
+    /// Its receipts.
+    pub receipts: Vec<ReceiptEnvelope>,
+    /// Transactions left out, with the reason.
+    pub dropped: Vec<(B256, String)>,
+    /// Timings.
+    pub stats: ImportStats,
+}
+
+impl Chain {
+    /// Builds a block on the head from `txs` (in the given order), leaving out
+    /// the ones that turn out invalid, and commits it. The header's roots, bloom,
+    /// gas and fee fields are computed here, so the result imports elsewhere.
+    pub fn build(
+        &mut self,
+        txs: Vec<TxEnvelope>,
+        attrs: &BlockAttrs,
+    ) -> Result<BuiltBlock, ImportError> {
+        let start = Instant::now();
+        let parent = self.head_header.clone();
+        let number = parent.number + 1;
+        let fork = self.config.fork_at(number, attrs.timestamp);
+        let parent_fork = self.config.fork_at(parent.number, parent.timestamp);
+        let spec = fork.spec();
+        let mut header = Header {
+            parent_hash: parent.hash_slow(),
+            ommers_hash: alloy_consensus::constants::EMPTY_OMMER_ROOT_HASH,
+            beneficiary: attrs.beneficiary,
+            number,
+            gas_limit: attrs.gas_limit,
+            timestamp: attrs.timestamp,
+            extra_data: attrs.extra_data.clone(),
+            mix_hash: attrs.prev_randao,
+            difficulty: if fork >= pel_executor::Fork::Paris {
+                alloy_primitives::U256::ZERO
+            } else {
+                alloy_primitives::U256::from(1)
+            },
+            ..Header::default()
+        };
+        if fork >= pel_executor::Fork::London {
+            header.base_fee_per_gas = Some(if parent_fork < pel_executor::Fork::London {
+                alloy_eips::eip1559::INITIAL_BASE_FEE
+            } else {
+                parent
+                    .next_block_base_fee(alloy_eips::eip1559::BaseFeeParams::ethereum())
+                    .unwrap_or(alloy_eips::eip1559::INITIAL_BASE_FEE)
+            });
+        }
+        if fork >= pel_executor::Fork::Cancun {
+            let excess = if parent_fork < pel_executor::Fork::Cancun {
+                0
+            } else {
+                validate::blob_params(&self.config, parent.timestamp)
+                    .and_then(|p| parent.next_block_excess_blob_gas(p))
+                    .unwrap_or(0)
+            };
+            header.excess_blob_gas = Some(excess);
+            header.parent_beacon_block_root = Some(B256::ZERO);
+        }
+        let mut dropped = Vec::new();
+        let mut kept = Vec::new();
+        let mut prepared = Vec::new();
+        for tx in txs {
+            match PreparedTx::recover(&tx, None, false) {
+                Ok(p) => {
+                    prepared.push(p);
+                    kept.push(tx);
+                }
+                Err(e) => dropped.push((*tx.tx_hash(), e.to_string())),
+            }
+        }
+        let withdrawals = (fork >= pel_executor::Fork::Shanghai).then(Vec::new);
+        let (output, stats, input) = loop {
+            let input = BlockInput {
+                header: header.clone(),
+                transactions: prepared.clone(),
+                withdrawals: withdrawals.clone(),
+                ommers: vec![],
+            };
+            match self.execute(&input) {
+                Ok((output, stats)) => break (output, stats, input),
+                Err(ImportError::Exec(ExecError::InvalidTx { index, reason, .. })) => {
+                    prepared.remove(index);
+                    let tx = kept.remove(index);
+                    dropped.push((*tx.tx_hash(), reason));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let executed = Instant::now();
+        header.gas_used = output.gas_used;
+        header.logs_bloom = output.logs_bloom();
+        header.receipts_root = receipts_root(&output.receipts);
+        header.transactions_root = alloy_consensus::proofs::calculate_transaction_root(&kept);
+        if fork >= pel_executor::Fork::Shanghai {
+            header.withdrawals_root = Some(alloy_consensus::EMPTY_ROOT_HASH);
+        }
+        if fork >= pel_executor::Fork::Cancun {
+            header.blob_gas_used = Some(output.blob_gas_used);
+        }
+        if fork >= pel_executor::Fork::Prague {
+            header.requests_hash = Some(alloy_eips::eip7685::EMPTY_REQUESTS_HASH);
+        }
+        let pending = self.store.prepare(&output.diff, number)?;
+        header.state_root = pending.root();
+        let rooted = Instant::now();
+        let body = BlockBody {
+            transactions: kept,
+            ommers: vec![],
+            withdrawals: withdrawals.map(Into::into),
+        };
+        let receipts: Vec<ReceiptEnvelope> = output.receipts.iter().map(|r| r.envelope()).collect();
+        let hash = header.hash_slow();
+        let record = BlockRecord {
+            number,
+            hash,
+            header: alloy_rlp::encode(&header),
+            body: alloy_rlp::encode(&body),
+            receipts: encode_receipts(&receipts),
+            tx_hashes: body.transactions.iter().map(|t| *t.tx_hash()).collect(),
+        };
+        self.store.commit(pending, &record)?;
+        let committed = Instant::now();
+        self.head_header = header.clone();
+        let _ = spec;
+        Ok(BuiltBlock {
+            stats: ImportStats {
+                number,
+                txs: input.transactions.len(),
+                gas_used: output.gas_used,
+                validate_s: 0.0,
+                execute_s: (executed - start).as_secs_f64(),
+                root_s: (rooted - executed).as_secs_f64(),
+                commit_s: (committed - rooted).as_secs_f64(),
+                reexecutions: stats.reexecutions,
+            },
+            block: Block { header, body },
+            receipts,
+            dropped,
+        })
+    }
+}
