@@ -9,6 +9,7 @@ use pel_node::{
     replay::{self, mgas_per_s, ReplayOptions, Shard},
     statetest,
 };
+use pel_state::StoreOptions;
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
 /// mimalloc: the executor allocates from several threads at once, where
@@ -71,6 +72,75 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Create a data dir from a geth-style genesis file.
+    Init {
+        /// Genesis file (config with fork blocks and times, alloc, header fields).
+        #[arg(long)]
+        genesis: PathBuf,
+        /// Data dir to create (must not exist or be empty).
+        #[arg(long, default_value = "pel-data")]
+        datadir: PathBuf,
+    },
+    /// Import files of concatenated RLP blocks into a data dir.
+    Import {
+        /// Data dir created by `pel init`.
+        #[arg(long, default_value = "pel-data")]
+        datadir: PathBuf,
+        /// Block files, imported in order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Worker threads of the parallel executor (default: available cores; 1 runs sequentially).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Keep state history for only the last K blocks.
+        #[arg(long)]
+        history: Option<u64>,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the chain's blocks 1..=head as concatenated RLP (what `pel import` reads).
+    Export {
+        /// Data dir.
+        #[arg(long, default_value = "pel-data")]
+        datadir: PathBuf,
+        /// Output file.
+        file: PathBuf,
+    },
+    /// Time the import of a synthetic chain of transfers into a fresh data dir,
+    /// split into validation, execution, state root and commit.
+    ImportBench {
+        /// Accounts in the state (the trie size).
+        #[arg(long, default_value_t = 10_000)]
+        accounts: usize,
+        /// Blocks to import.
+        #[arg(long, default_value_t = 50)]
+        blocks: usize,
+        /// Transfers per block.
+        #[arg(long, default_value_t = 500)]
+        txs: usize,
+        /// Worker threads of the parallel executor (default: available cores; 1 runs sequentially).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run BlockchainTests fixtures (files or folders, recursively) through the import path.
+    Blocktest {
+        /// Fixture files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Worker threads of the parallel executor (default: available cores; 1 runs sequentially).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Run the parallel phase on every block, whatever the cost model says.
+        #[arg(long)]
+        force_parallel: bool,
+        /// Print one JSON object instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run GeneralStateTests fixtures (files or folders, recursively).
     Statetest {
         /// Fixture files or folders.
@@ -118,6 +188,28 @@ fn main() -> ExitCode {
             runs,
             json,
         } => run_bench(workload, txs, threads, runs, json),
+        Command::Init { genesis, datadir } => run_init(&genesis, &datadir),
+        Command::Import {
+            datadir,
+            files,
+            threads,
+            history,
+            json,
+        } => run_import(&datadir, &files, threads, history, json),
+        Command::Export { datadir, file } => run_export(&datadir, &file),
+        Command::ImportBench {
+            accounts,
+            blocks,
+            txs,
+            threads,
+            json,
+        } => run_import_bench(accounts, blocks, txs, threads, json),
+        Command::Blocktest {
+            paths,
+            threads,
+            force_parallel,
+            json,
+        } => run_blocktest(paths, threads, force_parallel, json),
     }
 }
 
@@ -336,23 +428,233 @@ fn run_bench(
     ExitCode::SUCCESS
 }
 
-fn run_statetest(paths: Vec<PathBuf>, threads: Vec<usize>, json: bool) -> ExitCode {
-    let mut executors = Vec::new();
-    for t in threads {
-        match ParallelExecutor::new(t) {
-            Ok(mut e) => {
-                e.cost_model = CostModel::always();
-                executors.push(e);
+/// The parallel executor for `threads` (default: available cores); `None` for
+/// one thread, which runs the sequential path.
+fn executor_for(
+    threads: Option<usize>,
+    force_parallel: bool,
+) -> Result<Option<Arc<ParallelExecutor>>, ExitCode> {
+    let threads = threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    if threads <= 1 && !force_parallel {
+        return Ok(None);
+    }
+    let mut executor = ParallelExecutor::new(threads).map_err(fail)?;
+    if force_parallel {
+        executor.cost_model = CostModel::forced();
+    }
+    Ok(Some(Arc::new(executor)))
+}
+
+fn run_init(genesis: &std::path::Path, datadir: &std::path::Path) -> ExitCode {
+    let spec = match pel_node::genesis::from_file(genesis) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    match pel_node::chain::Chain::init(datadir, &spec, StoreOptions::default()) {
+        Ok(chain) => {
+            println!(
+                "initialised {} : chain id {}, genesis {} (state root {})",
+                datadir.display(),
+                chain.config().chain_id,
+                spec.hash(),
+                spec.header.state_root
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn run_import(
+    datadir: &std::path::Path,
+    files: &[PathBuf],
+    threads: Option<usize>,
+    history: Option<u64>,
+    json: bool,
+) -> ExitCode {
+    let executor = match executor_for(threads, false) {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    let options = StoreOptions {
+        history_limit: history,
+    };
+    let mut chain = match pel_node::chain::Chain::open(datadir, options) {
+        Ok(c) => c.with_executor(executor),
+        Err(e) => return fail(e),
+    };
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} blocks  {msg}  eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut summary = pel_node::import::ImportSummary::default();
+    let mut result = Ok(());
+    for file in files {
+        let data = match std::fs::read(file) {
+            Ok(d) => d,
+            Err(e) => {
+                bar.finish_and_clear();
+                return fail(format!("cannot read {}: {e}", file.display()));
             }
-            Err(e) => return fail(e),
+        };
+        result = pel_node::import::import_bytes(&mut chain, &data, &mut summary, &bar);
+        if result.is_err() {
+            break;
         }
     }
-    let outcome = match statetest::run_with(&paths, &executors) {
-        Ok(o) => o,
+    bar.finish_and_clear();
+    summary.head = chain.head().number;
+    if json {
+        if let Err(code) = print_json(&summary) {
+            return code;
+        }
+    } else {
+        let mut table = Table::new(
+            &[
+                "blocks",
+                "skipped",
+                "txs",
+                "Mgas",
+                "seconds",
+                "Mgas/s",
+                "validate s",
+                "execute s",
+                "root s",
+                "commit s",
+                "head",
+            ],
+            0,
+        );
+        table.row(vec![
+            summary.blocks.to_string(),
+            summary.skipped.to_string(),
+            summary.txs.to_string(),
+            format!("{:.1}", summary.gas as f64 / 1e6),
+            format!("{:.2}", summary.seconds),
+            format!("{:.1}", summary.mgas_per_s),
+            format!("{:.3}", summary.validate_s),
+            format!("{:.3}", summary.execute_s),
+            format!("{:.3}", summary.root_s),
+            format!("{:.3}", summary.commit_s),
+            summary.head.to_string(),
+        ]);
+        print!("{}", table.render());
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(format!(
+            "import stopped, chain stays at block {}: {e}",
+            chain.head().number
+        )),
+    }
+}
+
+fn run_export(datadir: &std::path::Path, file: &std::path::Path) -> ExitCode {
+    let chain = match pel_node::chain::Chain::open(datadir, StoreOptions::default()) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    match pel_node::chain::export(&chain, file) {
+        Ok(n) => {
+            println!("exported {n} blocks to {}", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn run_import_bench(
+    accounts: usize,
+    blocks: usize,
+    txs: usize,
+    threads: Option<usize>,
+    json: bool,
+) -> ExitCode {
+    let executor = match executor_for(threads, false) {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    let spec = pel_node::synth::SynthSpec {
+        accounts,
+        senders: 256.min(accounts.max(1)),
+        blocks,
+        txs_per_block: txs,
+    };
+    let scratch = std::env::temp_dir().join(format!("pel-import-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let result = pel_node::synth::import_bench(&spec, executor, &scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+    let r = match result {
+        Ok(r) => r,
         Err(e) => return fail(e),
     };
     if json {
-        if let Err(code) = print_json(&outcome) {
+        if let Err(code) = print_json(&r) {
+            return code;
+        }
+        return ExitCode::SUCCESS;
+    }
+    let i = &r.import;
+    let mut table = Table::new(
+        &[
+            "accounts",
+            "blocks",
+            "txs",
+            "threads",
+            "Mgas/s",
+            "execute s",
+            "root s",
+            "commit s",
+            "validate s",
+            "(root+commit)/exec",
+        ],
+        0,
+    );
+    table.row(vec![
+        r.accounts.to_string(),
+        i.blocks.to_string(),
+        i.txs.to_string(),
+        r.threads.to_string(),
+        format!("{:.1}", i.mgas_per_s),
+        format!("{:.3}", i.execute_s),
+        format!("{:.3}", i.root_s),
+        format!("{:.3}", i.commit_s),
+        format!("{:.3}", i.validate_s),
+        format!("{:.2}", r.root_commit_over_execute),
+    ]);
+    print!("{}", table.render());
+    ExitCode::SUCCESS
+}
+
+fn run_blocktest(
+    paths: Vec<PathBuf>,
+    threads: Option<usize>,
+    force_parallel: bool,
+    json: bool,
+) -> ExitCode {
+    let executor = match executor_for(threads, force_parallel) {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    let scratch = std::env::temp_dir().join(format!("pel-blocktest-{}", std::process::id()));
+    let outcome = pel_node::blocktest::run(&paths, executor, &scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    print_outcome(&outcome, json)
+}
+
+/// Prints a test outcome (failures, skips, the closing count line) or its JSON.
+fn print_outcome(outcome: &statetest::Outcome, json: bool) -> ExitCode {
+    if json {
+        if let Err(code) = print_json(outcome) {
             return code;
         }
     } else {
@@ -373,4 +675,22 @@ fn run_statetest(paths: Vec<PathBuf>, threads: Vec<usize>, json: bool) -> ExitCo
     } else {
         ExitCode::FAILURE
     }
+}
+
+fn run_statetest(paths: Vec<PathBuf>, threads: Vec<usize>, json: bool) -> ExitCode {
+    let mut executors = Vec::new();
+    for t in threads {
+        match ParallelExecutor::new(t) {
+            Ok(mut e) => {
+                e.cost_model = CostModel::always();
+                executors.push(e);
+            }
+            Err(e) => return fail(e),
+        }
+    }
+    let outcome = match statetest::run_with(&paths, &executors) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    print_outcome(&outcome, json)
 }
