@@ -15,7 +15,7 @@ use pel_executor::{
     receipt::receipts_root, sequential::ExecOptions, BlockInput, BlockOutput, ChainConfig,
     CodeCache, ExecError, Ommer, ParallelExecutor, ParallelStats, PreparedTx, SpecId,
 };
-use pel_state::{BlockRecord, RocksStore, StateError, StoreOptions};
+use pel_state::{BlockRecord, RocksStore, StateError, StateReader, StoreOptions};
 use std::{path::Path, sync::Arc, time::Instant};
 
 /// What kind of rule a rejected block broke (the official tests name it).
@@ -259,18 +259,66 @@ impl Chain {
         self.import(block)
     }
 
-    /// Validates, executes, checks and commits one block on top of the head.
+    /// Validates, executes, checks and commits one block. The chain follows the
+    /// latest valid block, as a fork-choice update to each imported block would:
+    /// a block whose parent is an earlier canonical block first unwinds the
+    /// chain to that parent (a reorganisation); if the block then turns out
+    /// invalid, the unwound blocks are imported again, so a rejected block leaves
+    /// the chain where it was.
     pub fn import(&mut self, block: Block<TxEnvelope>) -> Result<ImportStats, ImportError> {
+        let head = self.store.head()?;
+        if block.header.parent_hash == head.hash {
+            return self.import_on_head(block);
+        }
+        let parent = block.header.parent_hash;
+        let unknown = ImportError::UnknownParent {
+            parent,
+            head: head.hash,
+        };
+        let Some(fork_point) = self.store.block_number(&parent)? else {
+            return Err(unknown);
+        };
+        if self.store.block_hash(fork_point)? != Some(parent) {
+            return Err(unknown);
+        }
+        // Check what can be checked against the parent before touching the chain.
+        let parent_header = stored_block(&self.store, fork_point)?.header;
+        validate::validate_header(&self.config, &parent_header, &block.header).map_err(
+            |reason| ImportError::Invalid {
+                number: block.header.number,
+                reason,
+            },
+        )?;
+        let mut unwound = Vec::new();
+        while self.head_header.number > fork_point {
+            let current = stored_block(&self.store, self.head_header.number)?;
+            let tx_hashes: Vec<B256> = current
+                .body
+                .transactions
+                .iter()
+                .map(|t| *t.tx_hash())
+                .collect();
+            let parent_block = stored_block(&self.store, self.head_header.number - 1)?;
+            self.store
+                .unwind(&tx_hashes, parent_block.header.state_root)?;
+            self.head_header = parent_block.header;
+            unwound.push(current);
+        }
+        match self.import_on_head(block) {
+            Ok(stats) => Ok(stats),
+            Err(e) => {
+                for old in unwound.into_iter().rev() {
+                    self.import_on_head(old)?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn import_on_head(&mut self, block: Block<TxEnvelope>) -> Result<ImportStats, ImportError> {
         let start = Instant::now();
         let header = &block.header;
         let number = header.number;
-        let head_hash = self.store.head()?.hash;
-        if header.parent_hash != head_hash {
-            return Err(ImportError::UnknownParent {
-                parent: header.parent_hash,
-                head: head_hash,
-            });
-        }
         if let Some(reason) = validate::body_shape_error(&self.config, &block) {
             return Err(ImportError::Decode(format!("block {number}: {reason}")));
         }

@@ -584,6 +584,7 @@ fn run_import_bench(
         senders: 256.min(accounts.max(1)),
         blocks,
         txs_per_block: txs,
+        seed: 42,
     };
     let scratch = std::env::temp_dir().join(format!("pel-import-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);

@@ -29,6 +29,8 @@ pub struct SynthSpec {
     pub blocks: usize,
     /// Transfers per block.
     pub txs_per_block: usize,
+    /// Seed of the transfers (same genesis, different blocks).
+    pub seed: u64,
 }
 
 /// Chain id of synthetic chains.
@@ -131,7 +133,7 @@ pub fn build_chain(dir: &Path, spec: &SynthSpec) -> Result<Chain, ImportError> {
     let genesis = genesis(spec, &senders);
     let mut chain = Chain::init(dir, &genesis, StoreOptions::default())?;
     let mut nonces = vec![0u64; senders.len()];
-    let mut rng = Rng::new(42);
+    let mut rng = Rng::new(spec.seed);
     let plain = spec.accounts.saturating_sub(senders.len()).max(1);
     for b in 0..spec.blocks {
         let mut txs = Vec::with_capacity(spec.txs_per_block);

@@ -20,6 +20,7 @@ const SPEC: SynthSpec = SynthSpec {
     senders: 64,
     blocks: 100,
     txs_per_block: 150,
+    seed: 42,
 };
 
 fn fresh_copy(dir: &Path, spec: &SynthSpec) -> Chain {
@@ -84,6 +85,51 @@ fn export_then_import_reproduces_the_chain_and_rejects_bad_blocks() {
     }
     assert_eq!(copy.store().head().unwrap(), source.store().head().unwrap());
     check_whole(&copy);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_fork_from_an_earlier_block_reorganises_and_a_bad_one_changes_nothing() {
+    let dir = common::temp_dir("import-reorg");
+    let a_spec = SynthSpec { blocks: 6, ..SPEC };
+    let b_spec = SynthSpec {
+        blocks: 8,
+        seed: 7,
+        ..SPEC
+    };
+    let a = synth::build_chain(&dir.join("a"), &a_spec).unwrap();
+    let b = synth::build_chain(&dir.join("b"), &b_spec).unwrap();
+    chain::export(&a, &dir.join("a.rlp")).unwrap();
+    chain::export(&b, &dir.join("b.rlp")).unwrap();
+    let b_head = b.store().head().unwrap();
+    let mut c = fresh_copy(&dir.join("c"), &SPEC);
+    let a_data = std::fs::read(dir.join("a.rlp")).unwrap();
+    let b_data = std::fs::read(dir.join("b.rlp")).unwrap();
+    for raw in pel_node::import::split_blocks(&a_data).unwrap() {
+        c.import_rlp(raw).unwrap();
+    }
+    assert_eq!(c.store().head().unwrap(), a.store().head().unwrap());
+    // B's first block forks from genesis: A's six blocks are unwound.
+    let b_blocks = pel_node::import::split_blocks(&b_data).unwrap();
+    // A bad fork block first: rejected, and A is back in place.
+    let mut bad = pel_node::validate::decode_block(b_blocks[0]).unwrap();
+    bad.header.state_root = alloy_primitives::B256::repeat_byte(3);
+    assert!(c.import(bad).is_err());
+    assert_eq!(c.store().head().unwrap(), a.store().head().unwrap());
+    check_whole(&c);
+    for raw in &b_blocks {
+        c.import_rlp(raw).unwrap();
+    }
+    assert_eq!(c.store().head().unwrap(), b_head);
+    check_whole(&c);
+    // State matches B's for every account the blocks touched.
+    for i in 0..200 {
+        let address = synth::plain_account(i);
+        assert_eq!(
+            c.store().account(&address).unwrap(),
+            b.store().account(&address).unwrap()
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

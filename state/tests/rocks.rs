@@ -91,6 +91,7 @@ proptest! {
         let store = RocksStore::create(&path, b"cfg", &genesis, &record(0), None, StoreOptions::default()).unwrap();
         prop_assert_eq!(store.head().unwrap().state_root, memory.state_root());
         let mut snapshots = vec![snapshot(&memory)];
+        let mut roots = vec![memory.state_root()];
         for (i, changes) in blocks.into_iter().enumerate() {
             let number = i as u64 + 1;
             let diff = build_diff(changes);
@@ -101,6 +102,7 @@ proptest! {
             prop_assert_eq!(store.plain_state_root().unwrap(), memory.state_root());
             prop_assert_eq!(store.hashed_state_root().unwrap(), memory.state_root());
             snapshots.push(snapshot(&memory));
+            roots.push(memory.state_root());
             for (n, expected) in snapshots.iter().enumerate() {
                 let view = store.at_block(n as u64).unwrap();
                 prop_assert_eq!(&snapshot(&view), expected, "state at block {}", n);
@@ -111,6 +113,17 @@ proptest! {
         let reopened = RocksStore::open(&path, StoreOptions::default()).unwrap();
         prop_assert_eq!(reopened.head().unwrap(), head);
         prop_assert_eq!(snapshot(&reopened), snapshots.last().unwrap().clone());
+        // Unwinding block by block restores every earlier state, root and index.
+        for n in (1..snapshots.len()).rev() {
+            let head = reopened.unwind(&record(n as u64).tx_hashes, roots[n - 1]).unwrap();
+            prop_assert_eq!(head.number, n as u64 - 1);
+            prop_assert_eq!(&snapshot(&reopened), &snapshots[n - 1]);
+            prop_assert_eq!(reopened.plain_state_root().unwrap(), roots[n - 1]);
+            prop_assert_eq!(reopened.hashed_state_root().unwrap(), roots[n - 1]);
+            prop_assert!(reopened.header(n as u64).unwrap().is_none());
+            prop_assert!(reopened.transaction_location(&record(n as u64).tx_hashes[0]).unwrap().is_none());
+        }
+        prop_assert!(reopened.unwind(&[], roots[0]).is_err());
     }
 }
 

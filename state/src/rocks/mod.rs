@@ -333,6 +333,16 @@ impl RocksStore {
     /// history, and computes the new state root. Nothing is written until
     /// [`RocksStore::commit`].
     pub fn prepare(&self, diff: &StateDiff, number: u64) -> Result<PendingState, StateError> {
+        self.stage(diff, number, true)
+    }
+
+    /// [`RocksStore::prepare`], optionally without recording history (unwinding).
+    fn stage(
+        &self,
+        diff: &StateDiff,
+        number: u64,
+        history: bool,
+    ) -> Result<PendingState, StateError> {
         let mut batch = WriteBatch::default();
         let (accounts, storage) = (self.cf(CF_ACCOUNTS)?, self.cf(CF_STORAGE)?);
         let (hashed_accounts, hashed_storage) =
@@ -351,7 +361,7 @@ impl RocksStore {
         for (address, change) in &diff.accounts {
             let hashed = keccak256(address);
             let pre = self.account(address)?;
-            if pre != change.info {
+            if history && pre != change.info {
                 let pre_bytes = encode_pre_account(pre.as_ref());
                 batch.put_cf(changes, account_change_key(number, address), &pre_bytes);
                 batch.put_cf(
@@ -387,7 +397,7 @@ impl RocksStore {
                 touched.entry(*slot).or_insert(U256::ZERO);
             }
             for (slot, pre) in &touched {
-                if post(slot, *pre) != *pre {
+                if history && post(slot, *pre) != *pre {
                     let pre_bytes = pre.to_be_bytes::<32>();
                     batch.put_cf(
                         changes,
@@ -517,6 +527,105 @@ impl RocksStore {
             state_root: pending.root,
         });
         Ok(())
+    }
+
+    /// Removes the head block (for a reorganisation): its state changes are undone
+    /// from its change set, its history, block data and indices deleted, and its
+    /// parent becomes the head, all in one write batch. `tx_hashes` are the
+    /// block's transactions; `parent_root` is the parent's state root, which the
+    /// undone state must reproduce. Fails when the block's history was pruned.
+    pub fn unwind(&self, tx_hashes: &[B256], parent_root: B256) -> Result<Head, StateError> {
+        let head = self.head()?;
+        if head.number == 0 {
+            return Err(StateError::Backend(
+                "cannot unwind the genesis block".into(),
+            ));
+        }
+        let number = head.number;
+        if number < self.history_from()? {
+            return Err(StateError::Backend(format!(
+                "cannot unwind block {number}: its history is pruned"
+            )));
+        }
+        let reverse = self.reverse_diff(number)?;
+        let mut pending = self.stage(&reverse, number, false)?;
+        if pending.root != parent_root {
+            return Err(StateError::Backend(format!(
+                "unwinding block {number} gives state root {}, expected the parent's {parent_root}",
+                pending.root
+            )));
+        }
+        let parent_hash = self
+            .block_hash(number - 1)?
+            .ok_or_else(|| StateError::Backend(format!("block {} has no hash", number - 1)))?;
+        let batch = &mut pending.batch;
+        self.prune_block(batch, number)?;
+        let key = number.to_be_bytes();
+        for cf in [CF_HEADERS, CF_BODIES, CF_RECEIPTS, CF_CANONICAL] {
+            batch.delete_cf(self.cf(cf)?, key);
+        }
+        batch.delete_cf(self.cf(CF_BLOCK_NUMBERS)?, head.hash.as_slice());
+        let lookup = self.cf(CF_TX_LOOKUP)?;
+        for tx in tx_hashes {
+            batch.delete_cf(lookup, tx.as_slice());
+        }
+        let new_head = Head {
+            number: number - 1,
+            hash: parent_hash,
+            state_root: parent_root,
+        };
+        batch.put_cf(
+            self.cf(CF_META)?,
+            META_HEAD,
+            encode_head(new_head.number, &new_head.hash, &new_head.state_root),
+        );
+        let mut guard = self.head.write().map_err(poisoned)?;
+        self.db.write(pending.batch).map_err(db_err)?;
+        *guard = Some(new_head);
+        Ok(new_head)
+    }
+
+    /// The diff that takes the state after block `number` back to before it,
+    /// from its change set.
+    fn reverse_diff(&self, number: u64) -> Result<StateDiff, StateError> {
+        let mut diff = StateDiff::default();
+        let mut it = self.db.raw_iterator_cf(self.cf(CF_CHANGE_SETS)?);
+        let prefix = number.to_be_bytes();
+        it.seek(prefix);
+        let mut accounts: BTreeMap<Address, Option<AccountInfo>> = BTreeMap::new();
+        let mut slots: Vec<(Address, U256, U256)> = Vec::new();
+        while let Some((key, value)) = it.item() {
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            match (key.get(8), key.len()) {
+                (Some(0), 29) => {
+                    accounts.insert(Address::from_slice(&key[9..29]), decode_pre_account(value)?);
+                }
+                (Some(1), 61) => slots.push((
+                    Address::from_slice(&key[9..29]),
+                    U256::from_be_slice(&key[29..61]),
+                    decode_word(value)?,
+                )),
+                _ => return Err(StateError::Backend("corrupt change set key".into())),
+            }
+            it.next();
+        }
+        it.status().map_err(db_err)?;
+        for (address, pre) in accounts {
+            diff.accounts.entry(address).or_default().info = pre;
+        }
+        for (address, slot, pre) in slots {
+            if !diff.accounts.contains_key(&address) {
+                let info = self.account(&address)?;
+                diff.accounts.entry(address).or_default().info = info;
+            }
+            let entry = diff.accounts.entry(address).or_default();
+            if entry.info.is_some() {
+                entry.storage.insert(slot, pre);
+            }
+        }
+        Ok(diff)
     }
 
     /// Adds the deletion of block `number`'s history to `batch`.
