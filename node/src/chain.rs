@@ -16,6 +16,7 @@ use pel_executor::{
     CodeCache, ExecError, Ommer, ParallelExecutor, ParallelStats, PreparedTx, SpecId,
 };
 use pel_state::{BlockRecord, RocksStore, StateError, StateReader, StoreOptions};
+use rayon::prelude::*;
 use std::{path::Path, sync::Arc, time::Instant};
 
 /// What kind of rule a rejected block broke (the official tests name it).
@@ -326,10 +327,11 @@ impl Chain {
         validate::validate_header(&self.config, &self.head_header, header).map_err(invalid)?;
         validate::validate_body(&self.config, &block).map_err(invalid)?;
         let spec = self.config.spec_at(number, header.timestamp);
+        // Sender recovery dominates validation: spread it over the cores.
         let transactions = block
             .body
             .transactions
-            .iter()
+            .par_iter()
             .enumerate()
             .map(|(index, tx)| {
                 PreparedTx::recover(tx, None, spec < SpecId::HOMESTEAD).map_err(|e| {

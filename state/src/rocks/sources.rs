@@ -9,13 +9,17 @@ use crate::{
 };
 use alloy_primitives::B256;
 use alloy_trie::{BranchNodeCompact, Nibbles};
-use rocksdb::ColumnFamily;
+use rocksdb::{ColumnFamily, DBRawIterator};
+use std::cell::RefCell;
 
 /// Stored branch nodes of one trie.
+/// One iterator serves a whole trie walk: the walk visits keys in ascending
+/// order, and reusing the iterator saves creating one per lookup.
 pub(crate) struct DbNodes<'a> {
     store: &'a RocksStore,
     cf: &'a ColumnFamily,
     owner: Option<B256>,
+    iter: RefCell<Option<DBRawIterator<'a>>>,
 }
 
 impl<'a> DbNodes<'a> {
@@ -28,6 +32,7 @@ impl<'a> DbNodes<'a> {
             store,
             cf: store.cf(cf)?,
             owner,
+            iter: RefCell::new(None),
         })
     }
 
@@ -59,7 +64,8 @@ impl NodeSource for DbNodes<'_> {
         path: &Nibbles,
     ) -> Result<Option<(Nibbles, BranchNodeCompact)>, StateError> {
         let prefix = super::schema::node_key(self.owner.as_ref(), path);
-        let mut it = self.store.db().raw_iterator_cf(self.cf);
+        let mut slot = self.iter.borrow_mut();
+        let it = slot.get_or_insert_with(|| self.store.db().raw_iterator_cf(self.cf));
         it.seek(&prefix);
         // Skip the node at exactly `path`, if any.
         if it.key().is_some_and(|k| k == prefix.as_slice()) {
@@ -85,6 +91,7 @@ pub(crate) struct DbLeaves<'a> {
     store: &'a RocksStore,
     cf: &'a ColumnFamily,
     owner: Option<B256>,
+    iter: RefCell<Option<DBRawIterator<'a>>>,
 }
 
 impl<'a> DbLeaves<'a> {
@@ -97,6 +104,7 @@ impl<'a> DbLeaves<'a> {
             store,
             cf: store.cf(cf)?,
             owner,
+            iter: RefCell::new(None),
         })
     }
 }
@@ -113,7 +121,8 @@ impl LeafSource for DbLeaves<'_> {
         }
         let skip = start.len();
         start.extend_from_slice(from.as_slice());
-        let mut it = self.store.db().raw_iterator_cf(self.cf);
+        let mut slot = self.iter.borrow_mut();
+        let it = slot.get_or_insert_with(|| self.store.db().raw_iterator_cf(self.cf));
         it.seek(&start);
         while let Some((key, value)) = it.item() {
             if key.len() != skip + 32 || !key.starts_with(&start[..skip]) {
