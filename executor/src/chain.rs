@@ -104,7 +104,8 @@ impl Fork {
         })
     }
 
-    const ALL: [Fork; 14] = [
+    /// Every fork, oldest first.
+    pub const ALL: [Fork; 14] = [
         Fork::Frontier,
         Fork::Homestead,
         Fork::Tangerine,

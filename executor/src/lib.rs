@@ -7,6 +7,7 @@
 
 pub mod block;
 pub mod block_state;
+pub mod call;
 pub mod chain;
 pub mod changes;
 pub mod code_cache;
