@@ -1,0 +1,103 @@
+//! What the RPC server needs from the node: the store for reads, decoded blocks,
+//! the transaction pool, the dev accounts, mining controls and chain events.
+//! The node implements [`Backend`]; the server never writes state itself.
+
+use alloy_consensus::{Block, ReceiptEnvelope, TxEnvelope, TypedTransaction};
+use alloy_primitives::{Address, Signature, B256};
+use pel_executor::ChainConfig;
+use pel_state::{RocksStore, StateError};
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// A committed block with what the RPC derives from it.
+#[derive(Debug, Clone)]
+pub struct StoredBlock {
+    /// Header and body.
+    pub block: Block<TxEnvelope>,
+    /// Block hash.
+    pub hash: B256,
+    /// Sender of each transaction.
+    pub senders: Vec<Address>,
+    /// Receipt of each transaction.
+    pub receipts: Vec<ReceiptEnvelope>,
+}
+
+/// Something that happened on the chain, for subscriptions and filters.
+#[derive(Debug, Clone)]
+pub enum ChainEvent {
+    /// A block was committed.
+    Block(Arc<StoredBlock>),
+    /// A transaction entered the pool.
+    PendingTx(B256),
+}
+
+/// A rejected request to the node, with the JSON-RPC error code clients expect.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct NodeError {
+    /// JSON-RPC error code (-32000 for rejected transactions, as geth).
+    pub code: i32,
+    /// Human-readable reason, in geth's wording where one exists.
+    pub message: String,
+}
+
+impl NodeError {
+    /// A -32000 error.
+    pub fn server(message: impl Into<String>) -> Self {
+        Self {
+            code: -32000,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StateError> for NodeError {
+    fn from(e: StateError) -> Self {
+        Self::server(e.to_string())
+    }
+}
+
+/// Pending and queued transactions by sender, for `txpool_*`.
+#[derive(Debug, Default, Clone)]
+pub struct PoolContent {
+    /// Executable now (nonces contiguous from the account's).
+    pub pending: Vec<(Address, Vec<TxEnvelope>)>,
+    /// Waiting for a nonce gap to close.
+    pub queued: Vec<(Address, Vec<TxEnvelope>)>,
+}
+
+/// The node as the RPC server sees it.
+pub trait Backend: Send + Sync + 'static {
+    /// Chain configuration.
+    fn chain(&self) -> &ChainConfig;
+    /// The store (reads only).
+    fn store(&self) -> &RocksStore;
+    /// Block `number` with senders and receipts, if committed.
+    fn block(&self, number: u64) -> Result<Option<Arc<StoredBlock>>, NodeError>;
+    /// Validates a signed transaction and adds it to the pool.
+    fn submit(&self, tx: TxEnvelope) -> Result<B256, NodeError>;
+    /// The next nonce of `address` counting its pool transactions.
+    fn pending_nonce(&self, address: Address) -> Result<u64, NodeError>;
+    /// A transaction still in the pool.
+    fn pool_transaction(&self, hash: &B256) -> Option<(TxEnvelope, Address)>;
+    /// Pool contents.
+    fn pool_content(&self) -> PoolContent;
+    /// Addresses whose keys the node holds.
+    fn accounts(&self) -> Vec<Address>;
+    /// Signs a transaction with a dev account's key.
+    fn sign_transaction(
+        &self,
+        from: Address,
+        tx: TypedTransaction,
+    ) -> Result<TxEnvelope, NodeError>;
+    /// Signs a 32-byte hash with a dev account's key.
+    fn sign_hash(&self, from: Address, hash: B256) -> Result<Signature, NodeError>;
+    /// Mines `blocks` blocks now (the first at `timestamp` when given); returns the new head.
+    fn mine(&self, blocks: u64, timestamp: Option<u64>) -> Result<u64, NodeError>;
+    /// Moves the clock forward; returns the total offset in seconds.
+    fn increase_time(&self, seconds: u64) -> u64;
+    /// Fixes the next block's timestamp.
+    fn set_next_timestamp(&self, timestamp: u64) -> Result<(), NodeError>;
+    /// Chain events.
+    fn subscribe(&self) -> broadcast::Receiver<ChainEvent>;
+}
