@@ -124,7 +124,7 @@ pub struct ImportStats {
 
 /// A chain stored in a data dir.
 pub struct Chain {
-    store: RocksStore,
+    store: Arc<RocksStore>,
     config: ChainConfig,
     executor: Option<Arc<ParallelExecutor>>,
     code_cache: Arc<CodeCache>,
@@ -200,7 +200,7 @@ impl Chain {
             options,
         )?;
         Ok(Self {
-            store,
+            store: Arc::new(store),
             config: genesis.chain.clone(),
             executor: None,
             code_cache: Arc::new(CodeCache::new()),
@@ -224,7 +224,7 @@ impl Chain {
             ));
         }
         Ok(Self {
-            store,
+            store: Arc::new(store),
             config,
             executor: None,
             code_cache: Arc::new(CodeCache::new()),
@@ -241,6 +241,11 @@ impl Chain {
     /// The store.
     pub fn store(&self) -> &RocksStore {
         &self.store
+    }
+
+    /// The store, shared (readers such as the RPC server hold it).
+    pub fn shared_store(&self) -> Arc<RocksStore> {
+        self.store.clone()
     }
 
     /// The chain configuration.
@@ -408,8 +413,8 @@ impl Chain {
             code_cache: Some(self.code_cache.clone()),
         };
         let result = match &self.executor {
-            Some(executor) => executor.execute_block(&self.store, input, &self.config, options),
-            None => pel_executor::execute_block(&self.store, input, &self.config, options)
+            Some(executor) => executor.execute_block(&*self.store, input, &self.config, options),
+            None => pel_executor::execute_block(&*self.store, input, &self.config, options)
                 .map(|o| (o, ParallelStats::default())),
         };
         result.map_err(ImportError::Exec)

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod blocktest;
 pub mod chain;
 pub mod checks;
+pub mod devnet;
 pub mod genesis;
 pub mod import;
 pub mod load;

@@ -72,6 +72,49 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a local devnet node (like anvil): dev accounts, blocks mined by the
+    /// parallel executor, state in RocksDB, JSON-RPC over HTTP and WebSocket.
+    Node {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port for HTTP and WebSocket.
+        #[arg(long, default_value_t = 8545)]
+        port: u16,
+        /// Data dir (created on first start, resumed after).
+        #[arg(long, default_value = "pel-data")]
+        datadir: PathBuf,
+        /// Number of dev accounts.
+        #[arg(long, default_value_t = 10)]
+        accounts: u32,
+        /// Balance of each dev account, in ETH.
+        #[arg(long, default_value_t = 10_000)]
+        balance: u64,
+        /// Mnemonic of the dev accounts (path m/44'/60'/0'/0/i).
+        #[arg(long, default_value = pel_node::devnet::accounts::DEFAULT_MNEMONIC)]
+        mnemonic: String,
+        /// Chain id.
+        #[arg(long, default_value_t = 31337)]
+        chain_id: u64,
+        /// Block gas limit.
+        #[arg(long, default_value_t = 30_000_000)]
+        gas_limit: u64,
+        /// Mine a block every SECS seconds instead of when transactions arrive.
+        #[arg(long)]
+        block_time: Option<u64>,
+        /// Mine only on `evm_mine`.
+        #[arg(long, conflicts_with = "block_time")]
+        no_mining: bool,
+        /// Worker threads of the parallel executor (default: available cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Fork rules of the chain (Frontier .. Osaka).
+        #[arg(long, default_value = "Osaka")]
+        hardfork: String,
+        /// Start from a geth-style genesis file instead of dev accounts.
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+    },
     /// Create a data dir from a geth-style genesis file.
     Init {
         /// Genesis file (config with fork blocks and times, alloc, header fields).
@@ -189,6 +232,41 @@ fn main() -> ExitCode {
             json,
         } => run_bench(workload, txs, threads, runs, json),
         Command::Init { genesis, datadir } => run_init(&genesis, &datadir),
+        Command::Node {
+            host,
+            port,
+            datadir,
+            accounts,
+            balance,
+            mnemonic,
+            chain_id,
+            gas_limit,
+            block_time,
+            no_mining,
+            threads,
+            hardfork,
+            genesis,
+        } => {
+            let options = pel_node::devnet::run::NodeOptions {
+                host,
+                port,
+                datadir,
+                accounts,
+                balance_eth: balance,
+                mnemonic,
+                chain_id,
+                gas_limit,
+                block_time,
+                no_mining,
+                threads,
+                hardfork,
+                genesis,
+            };
+            match pel_node::devnet::run::run(options) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
         Command::Import {
             datadir,
             files,

@@ -1,0 +1,468 @@
+//! The devnet node (`pel node`): dev accounts from a mnemonic, a transaction
+//! pool, a miner that builds blocks with the Block-STM executor and commits them
+//! to RocksDB, and the JSON-RPC server.
+//!
+//! Mining modes: *auto* (default) mines as soon as transactions are pending,
+//! one block with every pending transaction that fits, so bursts land in few
+//! large blocks; *interval* (`--block-time`) mines every N seconds; *manual*
+//! (`--no-mining`) mines on `evm_mine` only. One thread builds blocks at a time
+//! (the chain's mutex); RPC reads go to the store and never wait for it.
+
+pub mod accounts;
+pub mod pool;
+pub mod run;
+
+use crate::{
+    chain::{decode_receipts, stored_block, BlockAttrs, Chain},
+    genesis::GenesisSpec,
+};
+use alloy_consensus::{SignableTransaction, TxEnvelope, TypedTransaction};
+use alloy_primitives::{Address, Bytes, Signature, B256, U256};
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+use pel_executor::{ChainConfig, PreparedTx, SpecId};
+use pel_rpc::{Backend, ChainEvent, NodeError, PoolContent, StoredBlock};
+use pel_state::{RocksStore, StateReader};
+use pool::{AccountView, Pool, PoolConfig};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Condvar, Mutex},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+use tokio::sync::broadcast;
+
+/// How blocks get mined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MiningMode {
+    /// As soon as transactions are pending.
+    Auto,
+    /// Every this many seconds, empty or not.
+    Interval(u64),
+    /// Only on `evm_mine`.
+    Manual,
+}
+
+/// Recent blocks kept decoded for the RPC.
+const BLOCK_CACHE: usize = 512;
+
+/// Decoded blocks by number, with their insertion order for eviction.
+type BlockCache = (HashMap<u64, Arc<StoredBlock>>, VecDeque<u64>);
+
+/// The devnet node.
+pub struct DevNode {
+    store: Arc<RocksStore>,
+    config: ChainConfig,
+    chain: Mutex<Chain>,
+    pool: Mutex<Pool>,
+    signers: Vec<PrivateKeySigner>,
+    events: broadcast::Sender<ChainEvent>,
+    cache: Mutex<BlockCache>,
+    time_offset: Mutex<u64>,
+    next_timestamp: Mutex<Option<u64>>,
+    gas_limit: u64,
+    wake: (Mutex<bool>, Condvar),
+    /// Head number after each mined block, for senders waiting on inclusion.
+    mined: (Mutex<u64>, Condvar),
+    mode: MiningMode,
+}
+
+impl std::fmt::Debug for DevNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevNode").field("mode", &self.mode).finish()
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The devnet's genesis: every fork up to `fork` from block 0, the dev accounts
+/// funded with `balance` wei.
+pub fn dev_genesis(
+    chain_id: u64,
+    fork: pel_executor::Fork,
+    gas_limit: u64,
+    accounts: &[Address],
+    balance: U256,
+) -> GenesisSpec {
+    let chain = ChainConfig::single_fork(chain_id, fork);
+    let mut alloc = pel_state::StateDiff::default();
+    for a in accounts {
+        crate::genesis::alloc_account(&mut alloc, *a, balance, 0, None, []);
+    }
+    let mut header = alloy_consensus::Header {
+        ommers_hash: alloy_consensus::constants::EMPTY_OMMER_ROOT_HASH,
+        state_root: crate::genesis::alloc_root(&alloc),
+        transactions_root: alloy_consensus::EMPTY_ROOT_HASH,
+        receipts_root: alloy_consensus::EMPTY_ROOT_HASH,
+        gas_limit,
+        timestamp: now(),
+        ..alloy_consensus::Header::default()
+    };
+    crate::genesis::fill_fork_fields(&mut header, fork, None, None, None);
+    GenesisSpec {
+        chain,
+        header,
+        alloc,
+    }
+}
+
+impl DevNode {
+    /// A node over an opened chain.
+    pub fn new(
+        chain: Chain,
+        signers: Vec<PrivateKeySigner>,
+        gas_limit: u64,
+        mode: MiningMode,
+    ) -> Arc<Self> {
+        let store = chain.shared_store();
+        let config = chain.config().clone();
+        let pool = Pool::new(PoolConfig::new(config.chain_id, gas_limit));
+        let (events, _) = broadcast::channel(4096);
+        Arc::new(Self {
+            store,
+            config,
+            chain: Mutex::new(chain),
+            pool: Mutex::new(pool),
+            signers,
+            events,
+            cache: Mutex::new((HashMap::new(), VecDeque::new())),
+            time_offset: Mutex::new(0),
+            next_timestamp: Mutex::new(None),
+            gas_limit,
+            wake: (Mutex::new(false), Condvar::new()),
+            mined: (Mutex::new(0), Condvar::new()),
+            mode,
+        })
+    }
+
+    fn account_view(&self, address: &Address) -> Result<AccountView, NodeError> {
+        let info = self.store.account(address)?.unwrap_or_default();
+        Ok(AccountView {
+            nonce: info.nonce,
+            balance: info.balance,
+        })
+    }
+
+    fn account_nonce(&self, address: &Address) -> u64 {
+        self.store
+            .account(address)
+            .ok()
+            .flatten()
+            .map_or(0, |a| a.nonce)
+    }
+
+    fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, NodeError> {
+        m.lock()
+            .map_err(|_| NodeError::server("node lock poisoned"))
+    }
+
+    /// Mines one block now with the best pending transactions.
+    pub fn mine_one(&self, timestamp: Option<u64>) -> Result<Arc<StoredBlock>, NodeError> {
+        let mut chain = Self::lock(&self.chain)?;
+        let head = chain.head().clone();
+        let next_ts = timestamp
+            .or_else(|| self.next_timestamp.lock().ok().and_then(|mut t| t.take()))
+            .unwrap_or_else(|| now() + self.time_offset.lock().map(|o| *o).unwrap_or(0));
+        let timestamp = next_ts.max(head.timestamp + 1);
+        let base_fee = head
+            .next_block_base_fee(alloy_eips::eip1559::BaseFeeParams::ethereum())
+            .unwrap_or(alloy_eips::eip1559::INITIAL_BASE_FEE);
+        let txs = Self::lock(&self.pool)?.best(|a| self.account_nonce(a), base_fee, self.gas_limit);
+        let attrs = BlockAttrs {
+            timestamp,
+            beneficiary: Address::ZERO,
+            gas_limit: self.gas_limit,
+            prev_randao: alloy_primitives::keccak256(head.hash_slow()),
+            extra_data: Bytes::from_static(b"pel"),
+        };
+        let built = chain
+            .build(txs, &attrs)
+            .map_err(|e| NodeError::server(format!("block building failed: {e}")))?;
+        drop(chain);
+        let senders = built
+            .block
+            .body
+            .transactions
+            .iter()
+            .map(|t| {
+                PreparedTx::recover(t, None, false)
+                    .map(|p| p.sender)
+                    .unwrap_or_default()
+            })
+            .collect();
+        let stored = Arc::new(StoredBlock {
+            hash: built.block.header.hash_slow(),
+            block: built.block,
+            senders,
+            receipts: built.receipts,
+        });
+        {
+            let mut pool = Self::lock(&self.pool)?;
+            pool.remove(stored.block.body.transactions.iter().map(|t| *t.tx_hash()));
+            pool.remove(built.dropped.iter().map(|(h, _)| *h));
+            pool.prune_stale(|a| self.account_nonce(a));
+        }
+        for (hash, reason) in &built.dropped {
+            eprintln!("dropped transaction {hash}: {reason}");
+        }
+        self.cache_block(stored.clone());
+        let _ = self.events.send(ChainEvent::Block(stored.clone()));
+        if let Ok(mut head) = self.mined.0.lock() {
+            *head = stored.block.header.number;
+            self.mined.1.notify_all();
+        }
+        Ok(stored)
+    }
+
+    fn cache_block(&self, block: Arc<StoredBlock>) {
+        if let Ok(mut cache) = self.cache.lock() {
+            let number = block.block.header.number;
+            if cache.0.insert(number, block).is_none() {
+                cache.1.push_back(number);
+            }
+            while cache.1.len() > BLOCK_CACHE {
+                if let Some(old) = cache.1.pop_front() {
+                    cache.0.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// True when the pool has something executable.
+    fn has_pending(&self) -> bool {
+        self.pool
+            .lock()
+            .map(|p| {
+                !p.best(|a| self.account_nonce(a), 0, self.gas_limit)
+                    .is_empty()
+            })
+            .unwrap_or(false)
+    }
+
+    fn notify(&self) {
+        let (flag, cv) = &self.wake;
+        if let Ok(mut f) = flag.lock() {
+            *f = true;
+            cv.notify_one();
+        }
+    }
+
+    /// Runs the miner of the node's mode on this thread, forever.
+    pub fn run_miner(self: &Arc<Self>) {
+        match self.mode {
+            MiningMode::Manual => loop {
+                std::thread::park();
+            },
+            MiningMode::Interval(secs) => loop {
+                std::thread::sleep(Duration::from_secs(secs.max(1)));
+                if let Err(e) = self.mine_one(None) {
+                    eprintln!("mining failed: {e}");
+                }
+            },
+            MiningMode::Auto => loop {
+                {
+                    let (flag, cv) = &self.wake;
+                    let Ok(mut f) = flag.lock() else { return };
+                    while !*f {
+                        match cv.wait(f) {
+                            Ok(g) => f = g,
+                            Err(_) => return,
+                        }
+                    }
+                    *f = false;
+                }
+                // Transactions arriving while a block is built wait for the
+                // next one, so a burst lands in a few large blocks.
+                while self.has_pending() {
+                    if let Err(e) = self.mine_one(None) {
+                        eprintln!("mining failed: {e}");
+                        break;
+                    }
+                }
+            },
+        }
+    }
+
+    /// In auto mining, returns once `hash` is mined (or left the pool, or after
+    /// a few seconds), as anvil's automine does: a client that asks for the
+    /// receipt right after sending finds it.
+    fn wait_for_inclusion(&self, hash: &B256) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let (lock, cv) = &self.mined;
+        let Ok(mut guard) = lock.lock() else { return };
+        loop {
+            let in_pool = self
+                .pool
+                .lock()
+                .map(|p| p.get(hash).is_some())
+                .unwrap_or(false);
+            if !in_pool {
+                return;
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return;
+            }
+            match cv.wait_timeout(guard, (deadline - now).min(Duration::from_millis(50))) {
+                Ok((g, _)) => guard = g,
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn signer(&self, from: &Address) -> Result<&PrivateKeySigner, NodeError> {
+        self.signers
+            .iter()
+            .find(|s| s.address() == *from)
+            .ok_or_else(|| NodeError::server(format!("unknown account {from}")))
+    }
+}
+
+impl Backend for DevNode {
+    fn chain(&self) -> &ChainConfig {
+        &self.config
+    }
+
+    fn store(&self) -> &RocksStore {
+        &self.store
+    }
+
+    fn block(&self, number: u64) -> Result<Option<Arc<StoredBlock>>, NodeError> {
+        if let Ok(cache) = self.cache.lock() {
+            if let Some(b) = cache.0.get(&number) {
+                return Ok(Some(b.clone()));
+            }
+        }
+        if self.store.header(number)?.is_none() {
+            return Ok(None);
+        }
+        let block = stored_block(&self.store, number)?;
+        let receipts = decode_receipts(
+            &self
+                .store
+                .receipts(number)?
+                .ok_or_else(|| NodeError::server(format!("block {number} has no receipts")))?,
+        )?;
+        let allow_high_s = self.config.spec_at(number, block.header.timestamp) < SpecId::HOMESTEAD;
+        let senders = block
+            .body
+            .transactions
+            .iter()
+            .map(|t| {
+                PreparedTx::recover(t, None, allow_high_s)
+                    .map(|p| p.sender)
+                    .unwrap_or_default()
+            })
+            .collect();
+        let stored = Arc::new(StoredBlock {
+            hash: block.header.hash_slow(),
+            block,
+            senders,
+            receipts,
+        });
+        self.cache_block(stored.clone());
+        Ok(Some(stored))
+    }
+
+    fn submit(&self, tx: TxEnvelope) -> Result<B256, NodeError> {
+        let (base_fee, spec) = {
+            let chain = Self::lock(&self.chain)?;
+            let head = chain.head();
+            let base_fee = head
+                .next_block_base_fee(alloy_eips::eip1559::BaseFeeParams::ethereum())
+                .unwrap_or_default();
+            (
+                base_fee,
+                self.config.spec_at(head.number + 1, head.timestamp + 1),
+            )
+        };
+        let hash = Self::lock(&self.pool)?.add(tx, |a| self.account_view(a), base_fee, spec)?;
+        let _ = self.events.send(ChainEvent::PendingTx(hash));
+        if self.mode == MiningMode::Auto {
+            self.notify();
+            self.wait_for_inclusion(&hash);
+        }
+        Ok(hash)
+    }
+
+    fn pending_nonce(&self, address: Address) -> Result<u64, NodeError> {
+        let nonce = self.account_view(&address)?.nonce;
+        Ok(Self::lock(&self.pool)?.next_nonce(&address, nonce))
+    }
+
+    fn pool_transaction(&self, hash: &B256) -> Option<(TxEnvelope, Address)> {
+        let pool = self.pool.lock().ok()?;
+        pool.get(hash).map(|t| (t.tx.clone(), t.sender))
+    }
+
+    fn pool_content(&self) -> PoolContent {
+        self.pool
+            .lock()
+            .map(|p| p.content(|a| self.account_nonce(a)))
+            .unwrap_or_default()
+    }
+
+    fn accounts(&self) -> Vec<Address> {
+        self.signers.iter().map(|s| s.address()).collect()
+    }
+
+    fn sign_transaction(
+        &self,
+        from: Address,
+        tx: TypedTransaction,
+    ) -> Result<TxEnvelope, NodeError> {
+        let signer = self.signer(&from)?;
+        let hash = tx.signature_hash();
+        let sig = signer
+            .sign_hash_sync(&hash)
+            .map_err(|e| NodeError::server(format!("signing failed: {e}")))?;
+        Ok(tx.into_signed(sig).into())
+    }
+
+    fn sign_hash(&self, from: Address, hash: B256) -> Result<Signature, NodeError> {
+        self.signer(&from)?
+            .sign_hash_sync(&hash)
+            .map_err(|e| NodeError::server(format!("signing failed: {e}")))
+    }
+
+    fn mine(&self, blocks: u64, timestamp: Option<u64>) -> Result<u64, NodeError> {
+        let mut head = 0;
+        for i in 0..blocks.min(10_000) {
+            head = self
+                .mine_one(if i == 0 { timestamp } else { None })?
+                .block
+                .header
+                .number;
+        }
+        Ok(head)
+    }
+
+    fn increase_time(&self, seconds: u64) -> u64 {
+        match self.time_offset.lock() {
+            Ok(mut o) => {
+                *o = o.saturating_add(seconds);
+                *o
+            }
+            Err(_) => 0,
+        }
+    }
+
+    fn set_next_timestamp(&self, timestamp: u64) -> Result<(), NodeError> {
+        let head = Self::lock(&self.chain)?.head().timestamp;
+        if timestamp <= head {
+            return Err(NodeError::server(format!(
+                "timestamp {timestamp} is not after the head's {head}"
+            )));
+        }
+        *Self::lock(&self.next_timestamp)? = Some(timestamp);
+        Ok(())
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<ChainEvent> {
+        self.events.subscribe()
+    }
+}

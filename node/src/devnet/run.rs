@@ -1,0 +1,166 @@
+//! Starting `pel node`: open or create the data dir, derive the dev accounts,
+//! start the miner thread and the JSON-RPC server, print what anvil prints.
+
+use super::{accounts, dev_genesis, DevNode, MiningMode};
+use crate::chain::Chain;
+use alloy_primitives::U256;
+use pel_executor::{Fork, ParallelExecutor};
+use pel_state::StoreOptions;
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+
+/// The options of `pel node`.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    /// Listen address.
+    pub host: String,
+    /// Listen port (HTTP and WebSocket).
+    pub port: u16,
+    /// Data dir.
+    pub datadir: PathBuf,
+    /// Dev accounts.
+    pub accounts: u32,
+    /// Balance of each, ETH.
+    pub balance_eth: u64,
+    /// Mnemonic.
+    pub mnemonic: String,
+    /// Chain id (for a new dev chain).
+    pub chain_id: u64,
+    /// Block gas limit.
+    pub gas_limit: u64,
+    /// Interval mining.
+    pub block_time: Option<u64>,
+    /// Manual mining.
+    pub no_mining: bool,
+    /// Executor threads.
+    pub threads: Option<usize>,
+    /// Fork name.
+    pub hardfork: String,
+    /// Genesis file instead of dev accounts.
+    pub genesis: Option<PathBuf>,
+}
+
+fn fork_named(name: &str) -> Result<Fork, String> {
+    Fork::ALL
+        .into_iter()
+        .find(|f| f.name().eq_ignore_ascii_case(name))
+        .or_else(|| Fork::from_name(name))
+        .ok_or_else(|| {
+            let names: Vec<&str> = Fork::ALL.iter().map(|f| f.name()).collect();
+            format!("unknown hardfork {name}; one of {}", names.join(", "))
+        })
+}
+
+/// Opens the data dir or creates the chain, then serves until interrupted.
+pub fn run(options: NodeOptions) -> Result<(), String> {
+    let fork = fork_named(&options.hardfork)?;
+    let signers = accounts::derive(&options.mnemonic, options.accounts)?;
+    let addresses: Vec<_> = signers.iter().map(|s| s.address()).collect();
+    let balance = U256::from(options.balance_eth) * U256::from(10u64).pow(U256::from(18));
+    let spec = match &options.genesis {
+        Some(path) => crate::genesis::from_file(path).map_err(|e| e.to_string())?,
+        None => dev_genesis(
+            options.chain_id,
+            fork,
+            options.gas_limit,
+            &addresses,
+            balance,
+        ),
+    };
+    let has_data = options.datadir.join("CURRENT").exists();
+    let chain = if has_data {
+        let chain =
+            Chain::open(&options.datadir, StoreOptions::default()).map_err(|e| e.to_string())?;
+        if options.genesis.is_some() {
+            let stored = chain.store().genesis_hash().map_err(|e| e.to_string())?;
+            if stored != spec.hash() {
+                return Err(format!(
+                    "{} holds another chain (genesis {stored}, the genesis file gives {}); refusing to start",
+                    options.datadir.display(),
+                    spec.hash()
+                ));
+            }
+        } else if chain.config().chain_id != options.chain_id {
+            return Err(format!(
+                "{} holds chain id {}, not {}; use another --datadir",
+                options.datadir.display(),
+                chain.config().chain_id,
+                options.chain_id
+            ));
+        }
+        chain
+    } else {
+        Chain::init(&options.datadir, &spec, StoreOptions::default()).map_err(|e| e.to_string())?
+    };
+    let threads = options.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let executor = if threads > 1 {
+        Some(Arc::new(
+            ParallelExecutor::new(threads).map_err(|e| e.to_string())?,
+        ))
+    } else {
+        None
+    };
+    let gas_limit = chain.head().gas_limit;
+    let chain = chain.with_executor(executor);
+    let head = chain.head().number;
+    let chain_id = chain.config().chain_id;
+    let mode = match (options.no_mining, options.block_time) {
+        (true, _) => MiningMode::Manual,
+        (false, Some(secs)) => MiningMode::Interval(secs),
+        (false, None) => MiningMode::Auto,
+    };
+    let node = DevNode::new(chain, signers.clone(), gas_limit, mode);
+    let addr: SocketAddr = format!("{}:{}", options.host, options.port)
+        .parse()
+        .map_err(|e| format!("bad listen address {}:{}: {e}", options.host, options.port))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let backend: Arc<dyn pel_rpc::Backend> = node.clone();
+        let (handle, bound) = pel_rpc::start(backend, addr, pel_rpc::Limits::default()).await?;
+        let miner = node.clone();
+        std::thread::Builder::new()
+            .name("pel-miner".into())
+            .spawn(move || miner.run_miner())
+            .map_err(|e| format!("cannot start the miner: {e}"))?;
+        println!("PEL devnet node");
+        println!();
+        println!("Available accounts");
+        println!("==================");
+        for (i, s) in signers.iter().enumerate() {
+            println!("({i}) {} ({} ETH)", s.address(), options.balance_eth);
+        }
+        println!();
+        println!("Private keys");
+        println!("==================");
+        for (i, s) in signers.iter().enumerate() {
+            println!("({i}) 0x{}", alloy_primitives::hex::encode(s.to_bytes()));
+        }
+        println!();
+        println!("Mnemonic:        {}", options.mnemonic);
+        println!("Derivation path: m/44'/60'/0'/0/");
+        println!("Chain id:        {chain_id}");
+        println!("Hardfork:        {}", fork.name());
+        println!(
+            "Data dir:        {} (head block {head})",
+            options.datadir.display()
+        );
+        println!("Mining:          {mode:?}, {threads} executor threads");
+        println!();
+        println!("Listening on {bound}");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = handle.clone().stopped() => {}
+        }
+        let _ = handle.stop();
+        Ok::<(), String>(())
+    })
+}
