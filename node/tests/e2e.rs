@@ -8,60 +8,15 @@
 
 mod common;
 
+use common::{free_port, start_node};
 use std::{
-    io::{BufRead, BufReader},
-    net::TcpListener,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Command,
     time::Duration,
 };
 
 fn e2e_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A running node, killed when dropped (also when a test fails).
-struct NodeProcess(Child);
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `pel node` and waits until it listens.
-fn start_node(datadir: &Path, port: u16) -> NodeProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pel"))
-        .args(["node", "--port", &port.to_string(), "--datadir"])
-        .arg(datadir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line.starts_with("Listening on") => break,
-            Some(Ok(_)) => continue,
-            _ => {
-                let _ = child.kill();
-                panic!("pel node exited before listening")
-            }
-        }
-    }
-    // Keep draining stdout so the node never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    NodeProcess(child)
 }
 
 fn run_phase(phase: &str, port: u16, state: &Path) {
@@ -91,14 +46,14 @@ fn ethers_deploys_transfers_reads_events_and_survives_a_restart() {
     let datadir = dir.join("data");
     let state = dir.join("state.json");
     let port = free_port();
-    let node = start_node(&datadir, port);
+    let node = start_node(&datadir, port, &[]);
     run_phase("deploy", port, &state);
     // SIGKILL (what dropping does), not a clean shutdown: the data dir must
     // still be whole.
     drop(node);
     std::thread::sleep(Duration::from_millis(200));
     let port = free_port();
-    let node = start_node(&datadir, port);
+    let node = start_node(&datadir, port, &[]);
     run_phase("restart", port, &state);
     drop(node);
     let _ = std::fs::remove_dir_all(&dir);

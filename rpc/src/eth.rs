@@ -309,16 +309,20 @@ fn logs_for(ctx: &Ctx, filter: &Filter) -> RpcResult<Vec<Log>> {
         } => {
             let head = backend.store().head().map_err(server)?.number;
             let num = |b: &Option<BlockNumberOrTag>| match b {
-                Some(BlockNumberOrTag::Number(n)) => (*n).min(head),
+                Some(BlockNumberOrTag::Number(n)) => *n,
                 Some(BlockNumberOrTag::Earliest) => 0,
                 _ => head,
             };
             let (from, to) = (num(from_block), num(to_block));
             if from > to {
                 return Err(invalid_params(format!(
-                    "fromBlock {from} is after toBlock {to}"
+                    "invalid block range: fromBlock {from} is after toBlock {to}"
                 )));
             }
+            if from > head {
+                return Ok(Vec::new());
+            }
+            let to = to.min(head);
             if to - from >= ctx.limits.max_log_range {
                 return Err(limit(format!(
                     "block range {}..={} exceeds the limit of {} blocks",

@@ -1,7 +1,12 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::{
+    io::{BufRead, BufReader},
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+};
 
 /// The repository's testdata folder.
 pub fn testdata() -> PathBuf {
@@ -31,4 +36,50 @@ pub fn copy_blocks(tag: &str, numbers: &[u64]) -> PathBuf {
         }
     }
     dst
+}
+
+/// A free local TCP port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running node, killed when dropped (also when a test fails).
+pub struct NodeProcess(Child);
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `pel node` and waits until it listens.
+pub fn start_node(datadir: &Path, port: u16, extra: &[&str]) -> NodeProcess {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pel"))
+        .args(["node", "--port", &port.to_string(), "--datadir"])
+        .arg(datadir)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.starts_with("Listening on") => break,
+            Some(Ok(_)) => continue,
+            _ => {
+                let _ = child.kill();
+                panic!("pel node exited before listening")
+            }
+        }
+    }
+    // Keep draining stdout so the node never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    NodeProcess(child)
 }

@@ -1,0 +1,202 @@
+//! Hostile and malformed JSON-RPC input against a running `pel node`: every
+//! request gets the standard error code and a clear message, and the node keeps
+//! serving (a valid transaction still goes through afterwards).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{free_port, start_node};
+use serde_json::{json, Value};
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    time::Duration,
+};
+
+/// POSTs `body` and returns (HTTP status, body).
+fn post(port: u16, body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    (status, body)
+}
+
+fn call(port: u16, method: &str, params: Value) -> Value {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let (_, text) = post(port, body.to_string().as_bytes());
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method}: {e}: {text:?}"))
+}
+
+fn code(v: &Value) -> i64 {
+    v["error"]["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no error in {v}"))
+}
+
+const DEV0: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
+
+#[test]
+fn bad_requests_get_standard_errors_and_the_node_keeps_serving() {
+    let dir = common::temp_dir("rpc-hostile");
+    let port = free_port();
+    let _node = start_node(&dir.join("data"), port, &[]);
+
+    // Malformed and truncated JSON: -32700.
+    for bad in [
+        &b"{"[..],
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_chainId\"",
+        b"\x00\xff",
+    ] {
+        let (_, text) = post(port, bad);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(code(&v), -32700, "{text}");
+    }
+    // Not a valid request object: -32600.
+    for bad in [
+        &br#"{"jsonrpc":"2.0","id":1}"#[..],
+        br#"{"jsonrpc":"2.0","method":1,"params":"bar","id":1}"#,
+        b"[]",
+    ] {
+        let (_, text) = post(port, bad);
+        assert_eq!(
+            code(&serde_json::from_str(&text).unwrap()),
+            -32600,
+            "{text}"
+        );
+    }
+    // Unknown method: -32601.
+    assert_eq!(code(&call(port, "eth_doesNotExist", json!([]))), -32601);
+    // Wrong types, counts, bad hex, odd-length hex: -32602 with a reason.
+    for (method, params) in [
+        ("eth_getBalance", json!([])),
+        ("eth_getBalance", json!([42])),
+        ("eth_getBalance", json!(["0x1234"])),
+        ("eth_getBalance", json!([DEV0, "latest", "extra", "more"])),
+        ("eth_getStorageAt", json!([DEV0, "0xzz", "latest"])),
+        ("eth_getBlockByNumber", json!(["banana", false])),
+        ("eth_sendRawTransaction", json!(["0x123"])),
+        ("eth_sendRawTransaction", json!(["0x1234"])),
+        ("eth_call", json!([{"to": 5}])),
+        (
+            "eth_getLogs",
+            json!([{"fromBlock": "0x5", "toBlock": "0x1"}]),
+        ),
+    ] {
+        let v = call(port, method, params.clone());
+        assert_eq!(code(&v), -32602, "{method} {params}: {v}");
+        assert!(!v["error"]["message"].as_str().unwrap().is_empty());
+    }
+    // Huge numbers and strings.
+    let v = call(
+        port,
+        "eth_getBlockByNumber",
+        json!([format!("0x{}", "f".repeat(100)), false]),
+    );
+    assert!(v.get("error").is_some(), "{v}");
+    let v = call(
+        port,
+        "web3_sha3",
+        json!([format!("0x{}", "ab".repeat(100_000))]),
+    );
+    assert!(v["result"].is_string(), "{v}");
+    // Deep nesting.
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let (_, text) = post(
+        port,
+        format!(r#"{{"jsonrpc":"2.0","id":1,"method":"eth_getBalance","params":{deep}}}"#)
+            .as_bytes(),
+    );
+    assert!(text.contains("error"), "{text}");
+    // Oversized body: refused (HTTP 413), nothing read.
+    let big = vec![b' '; 6 << 20];
+    let (status, _) = post(port, &big);
+    assert_eq!(status, 413);
+    // Oversized batch: an error for the batch.
+    let batch: Vec<Value> = (0..101)
+        .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "eth_chainId"}))
+        .collect();
+    let (_, text) = post(port, Value::Array(batch).to_string().as_bytes());
+    assert!(
+        text.contains("-32600") || text.contains("-32005") || text.contains("batch"),
+        "{text}"
+    );
+    // A batch within the limit works, one answer per call.
+    let (_, text) = post(port, br#"[{"jsonrpc":"2.0","id":1,"method":"eth_chainId"},{"jsonrpc":"2.0","id":2,"method":"nope"}]"#);
+    let answers: Vec<Value> = serde_json::from_str(&text).unwrap();
+    assert_eq!(answers.len(), 2);
+    // Logs over too wide a range: -32005.
+    let v = call(
+        port,
+        "eth_getLogs",
+        json!([{"fromBlock": "0x0", "toBlock": "0x100000"}]),
+    );
+    assert!(v.get("result").is_some() || code(&v) == -32005, "{v}");
+    // Invalid transactions: -32000 with geth's wording.
+    let v = call(
+        port,
+        "eth_sendTransaction",
+        json!([{"from": DEV0, "to": DEV0, "value": "0x1", "nonce": "0x0", "gas": "0x1"}]),
+    );
+    assert!(v.get("error").is_some(), "{v}");
+    let v = call(
+        port,
+        "eth_sendTransaction",
+        json!([{"from": DEV0, "to": DEV0, "value": "0x1", "gas": "0x5208", "maxFeePerGas": "0x1", "maxPriorityFeePerGas": "0x1"}]),
+    );
+    assert_eq!(code(&v), -32000, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("base fee"),
+        "{v}"
+    );
+    let v = call(
+        port,
+        "eth_sendTransaction",
+        json!([{"from": DEV0, "to": DEV0, "value": "0xffffffffffffffffffffffffffffffffff", "gas": "0x5208"}]),
+    );
+    assert_eq!(code(&v), -32000, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("insufficient funds"),
+        "{v}"
+    );
+    // Unknown account for eth_sendTransaction.
+    let v = call(
+        port,
+        "eth_sendTransaction",
+        json!([{"from": "0x0000000000000000000000000000000000000001", "to": DEV0, "gas": "0x5208"}]),
+    );
+    assert_eq!(code(&v), -32000, "{v}");
+    // Many connections opened and dropped.
+    let conns: Vec<TcpStream> = (0..300)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect();
+    drop(conns);
+    // Still serving: a valid transfer goes through and is mined.
+    let v = call(
+        port,
+        "eth_sendTransaction",
+        json!([{"from": DEV0, "to": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "value": "0x1"}]),
+    );
+    let hash = v["result"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{v}"))
+        .to_string();
+    let receipt = call(port, "eth_getTransactionReceipt", json!([hash]));
+    assert_eq!(receipt["result"]["status"], "0x1", "{receipt}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
