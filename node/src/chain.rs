@@ -295,8 +295,23 @@ impl Chain {
                 reason,
             },
         )?;
+        let unwound = self.unwind_to(fork_point)?;
+        match self.import_on_head(block) {
+            Ok(stats) => Ok(stats),
+            Err(e) => {
+                for old in unwound.into_iter().rev() {
+                    self.import_on_head(old)?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes blocks above `number`, newest first, each in one write batch;
+    /// returns them, newest first.
+    pub fn unwind_to(&mut self, number: u64) -> Result<Vec<Block<TxEnvelope>>, ImportError> {
         let mut unwound = Vec::new();
-        while self.head_header.number > fork_point {
+        while self.head_header.number > number {
             let current = stored_block(&self.store, self.head_header.number)?;
             let tx_hashes: Vec<B256> = current
                 .body
@@ -310,15 +325,7 @@ impl Chain {
             self.head_header = parent_block.header;
             unwound.push(current);
         }
-        match self.import_on_head(block) {
-            Ok(stats) => Ok(stats),
-            Err(e) => {
-                for old in unwound.into_iter().rev() {
-                    self.import_on_head(old)?;
-                }
-                Err(e)
-            }
-        }
+        Ok(unwound)
     }
 
     fn import_on_head(&mut self, block: Block<TxEnvelope>) -> Result<ImportStats, ImportError> {

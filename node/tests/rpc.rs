@@ -200,3 +200,41 @@ fn bad_requests_get_standard_errors_and_the_node_keeps_serving() {
     assert_eq!(receipt["result"]["status"], "0x1", "{receipt}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn snapshot_and_revert_unwind_the_chain() {
+    let dir = common::temp_dir("rpc-snapshot");
+    let port = free_port();
+    let _node = start_node(&dir.join("data"), port, &[]);
+    let to = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+    let balance = |p| call(p, "eth_getBalance", json!([to, "latest"]))["result"].clone();
+    let before = balance(port);
+    let id = call(port, "evm_snapshot", json!([]))["result"].clone();
+    let head = call(port, "eth_blockNumber", json!([]))["result"].clone();
+    for _ in 0..3 {
+        let v = call(
+            port,
+            "eth_sendTransaction",
+            json!([{"from": DEV0, "to": to, "value": "0x100"}]),
+        );
+        assert!(v["result"].is_string(), "{v}");
+    }
+    assert_ne!(balance(port), before);
+    let v = call(port, "evm_revert", json!([id]));
+    assert_eq!(v["result"], json!(true), "{v}");
+    assert_eq!(call(port, "eth_blockNumber", json!([]))["result"], head);
+    assert_eq!(balance(port), before);
+    // The snapshot is used up; the chain goes on from the reverted head.
+    assert_eq!(
+        call(port, "evm_revert", json!([id]))["result"],
+        json!(false)
+    );
+    let v = call(
+        port,
+        "eth_sendTransaction",
+        json!([{"from": DEV0, "to": to, "value": "0x1"}]),
+    );
+    let receipt = call(port, "eth_getTransactionReceipt", json!([v["result"]]));
+    assert_eq!(receipt["result"]["status"], "0x1", "{receipt}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

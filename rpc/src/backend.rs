@@ -98,6 +98,11 @@ pub trait Backend: Send + Sync + 'static {
     fn increase_time(&self, seconds: u64) -> u64;
     /// Fixes the next block's timestamp.
     fn set_next_timestamp(&self, timestamp: u64) -> Result<(), NodeError>;
+    /// Records the current head; returns the snapshot's id.
+    fn snapshot(&self) -> Result<u64, NodeError>;
+    /// Unwinds the chain to a snapshot's head (dropping it and later
+    /// snapshots); false when the id is unknown.
+    fn revert(&self, id: u64) -> Result<bool, NodeError>;
     /// Chain events.
     fn subscribe(&self) -> broadcast::Receiver<ChainEvent>;
 }

@@ -57,6 +57,16 @@ pub fn register(module: &mut RpcModule<Ctx>) -> Result<(), jsonrpsee::core::Regi
         },
     )?;
     module.register_alias("anvil_setNextBlockTimestamp", "evm_setNextBlockTimestamp")?;
+    module.register_blocking_method("evm_snapshot", |_, ctx, _| -> RpcResult<U64> {
+        Ok(U64::from(ctx.backend.snapshot()?))
+    })?;
+    module.register_alias("anvil_snapshot", "evm_snapshot")?;
+    module.register_blocking_method("evm_revert", |params, ctx, _| -> RpcResult<bool> {
+        let (id,): (Value,) = crate::eth::parse(&params)?;
+        let id = value_u64(&id).ok_or_else(|| invalid_params("bad snapshot id"))?;
+        Ok(ctx.backend.revert(id)?)
+    })?;
+    module.register_alias("anvil_revert", "evm_revert")?;
     module.register_method("txpool_status", |_, ctx, _| -> RpcResult<Value> {
         let content = ctx.backend.pool_content();
         let count = |v: &Vec<(alloy_primitives::Address, Vec<_>)>| {

@@ -596,6 +596,25 @@ pub fn register(module: &mut RpcModule<Ctx>) -> Result<(), jsonrpsee::core::Regi
         let sig = ctx.backend.sign_hash(address, hash)?;
         Ok(sig.as_bytes().to_vec().into())
     })?;
+    module.register_method(
+        "eth_signTypedData_v4",
+        |params, ctx, _| -> RpcResult<Bytes> {
+            // The typed data comes as a JSON string (MetaMask, ethers) or an object.
+            let (address, data): (Address, serde_json::Value) = parse(&params)?;
+            let data = match data {
+                serde_json::Value::String(text) => serde_json::from_str(&text)
+                    .map_err(|e| invalid_params(format!("invalid typed data: {e}")))?,
+                other => other,
+            };
+            let typed: alloy_dyn_abi::TypedData = serde_json::from_value(data)
+                .map_err(|e| invalid_params(format!("invalid typed data: {e}")))?;
+            let hash = typed
+                .eip712_signing_hash()
+                .map_err(|e| invalid_params(format!("invalid typed data: {e}")))?;
+            let sig = ctx.backend.sign_hash(address, hash)?;
+            Ok(sig.as_bytes().to_vec().into())
+        },
+    )?;
     module.register_method("personal_sign", |params, ctx, _| -> RpcResult<Bytes> {
         let (message, address): (Bytes, Address) = parse(&params)?;
         let hash = alloy_primitives::eip191_hash_message(&message);

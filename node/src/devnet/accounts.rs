@@ -32,7 +32,7 @@ mod tests {
         );
         assert_eq!(
             keys[1].address().to_string(),
-            "0x70997970C51812dc3A010C7d01b50e0d4c1e8D99"
+            "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
         );
         assert!(derive("not a mnemonic", 1).is_err());
     }

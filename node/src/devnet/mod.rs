@@ -61,6 +61,8 @@ pub struct DevNode {
     next_timestamp: Mutex<Option<u64>>,
     gas_limit: u64,
     wake: (Mutex<bool>, Condvar),
+    /// Snapshots (`evm_snapshot`): id → head block number.
+    snapshots: Mutex<std::collections::BTreeMap<u64, u64>>,
     /// Head number after each mined block, for senders waiting on inclusion.
     mined: (Mutex<u64>, Condvar),
     mode: MiningMode,
@@ -135,6 +137,7 @@ impl DevNode {
             gas_limit,
             wake: (Mutex::new(false), Condvar::new()),
             mined: (Mutex::new(0), Condvar::new()),
+            snapshots: Mutex::new(std::collections::BTreeMap::new()),
             mode,
         })
     }
@@ -460,6 +463,33 @@ impl Backend for DevNode {
         }
         *Self::lock(&self.next_timestamp)? = Some(timestamp);
         Ok(())
+    }
+
+    fn snapshot(&self) -> Result<u64, NodeError> {
+        let head = Self::lock(&self.chain)?.head().number;
+        let mut snapshots = Self::lock(&self.snapshots)?;
+        let id = snapshots.keys().next_back().map_or(1, |k| k + 1);
+        snapshots.insert(id, head);
+        Ok(id)
+    }
+
+    fn revert(&self, id: u64) -> Result<bool, NodeError> {
+        let mut snapshots = Self::lock(&self.snapshots)?;
+        let Some(number) = snapshots.get(&id).copied() else {
+            return Ok(false);
+        };
+        let mut chain = Self::lock(&self.chain)?;
+        chain
+            .unwind_to(number)
+            .map_err(|e| NodeError::server(format!("revert failed: {e}")))?;
+        drop(chain);
+        snapshots.retain(|k, _| *k < id);
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.0.retain(|n, _| *n <= number);
+            cache.1.retain(|n| *n <= number);
+        }
+        Self::lock(&self.pool)?.prune_stale(|a| self.account_nonce(a));
+        Ok(true)
     }
 
     fn subscribe(&self) -> broadcast::Receiver<ChainEvent> {

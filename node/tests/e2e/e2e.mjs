@@ -162,6 +162,16 @@ async function deploy() {
   assert.equal(await provider.getBalance(ACCOUNT1), before + ethers.parseEther('1'));
 
   console.log('eth_sendTransaction ok');
+  // Signing with a node-held key: eth_sign (personal message) and EIP-712.
+  const message = 'hello pel';
+  const signature = await signer.signMessage(message);
+  assert.equal(ethers.verifyMessage(message, signature), ACCOUNT2);
+  const domain = { name: 'PEL', version: '1', chainId: 31337, verifyingContract: tokenAddress };
+  const types = { Mail: [{ name: 'to', type: 'address' }, { name: 'contents', type: 'string' }] };
+  const mail = { to: ACCOUNT1, contents: 'typed' };
+  const typedSig = await signer.signTypedData(domain, types, mail);
+  assert.equal(ethers.verifyTypedData(domain, types, mail, typedSig), ACCOUNT2);
+  console.log('signing ok');
   // Bad input is refused with the standard codes; the node keeps serving.
   const raw = await expectRpcError(provider.send('eth_sendRawTransaction', ['0x1234']), /invalid/i, 'bad raw tx');
   assert.equal(raw.error?.code ?? raw.info?.error?.code, -32602);
