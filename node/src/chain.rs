@@ -533,6 +533,10 @@ pub struct BlockAttrs {
     pub prev_randao: B256,
     /// Extra data (at most 32 bytes).
     pub extra_data: alloy_primitives::Bytes,
+    /// Dev-chain state edits (`anvil_setBalance` and the like) committed with
+    /// this block, after its transactions: each account given here ends the
+    /// block with exactly this info and these slots.
+    pub state_edit: Option<pel_state::StateDiff>,
 }
 
 /// A block the builder committed.
@@ -612,7 +616,7 @@ impl Chain {
             }
         }
         let withdrawals = (fork >= pel_executor::Fork::Shanghai).then(Vec::new);
-        let (output, stats, input) = loop {
+        let (mut output, stats, input) = loop {
             let input = BlockInput {
                 header: header.clone(),
                 transactions: prepared.clone(),
@@ -630,6 +634,17 @@ impl Chain {
             }
         };
         let executed = Instant::now();
+        if let Some(edit) = &attrs.state_edit {
+            output.diff.codes.extend(edit.codes.clone());
+            for (address, change) in &edit.accounts {
+                let entry = output.diff.accounts.entry(*address).or_default();
+                entry.info = change.info;
+                entry.storage_cleared |= change.storage_cleared;
+                entry
+                    .storage
+                    .extend(change.storage.iter().map(|(k, v)| (*k, *v)));
+            }
+        }
         header.gas_used = output.gas_used;
         header.logs_bloom = output.logs_bloom();
         header.receipts_root = receipts_root(&output.receipts);

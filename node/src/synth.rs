@@ -154,6 +154,7 @@ pub fn build_chain(dir: &Path, spec: &SynthSpec) -> Result<Chain, ImportError> {
             gas_limit: 1_000_000_000,
             prev_randao: B256::from(U256::from(b)),
             extra_data: Bytes::from_static(b"pel-synth"),
+            state_edit: None,
         };
         let built = chain.build(txs, &attrs)?;
         if let Some((hash, reason)) = built.dropped.first() {

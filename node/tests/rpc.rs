@@ -238,3 +238,39 @@ fn snapshot_and_revert_unwind_the_chain() {
     assert_eq!(receipt["result"]["status"], "0x1", "{receipt}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn anvil_state_edits_take_effect() {
+    let dir = common::temp_dir("rpc-edits");
+    let port = free_port();
+    let _node = start_node(&dir.join("data"), port, &[]);
+    let who = "0x00000000000000000000000000000000000000aa";
+    let v = call(port, "anvil_setBalance", json!([who, "0x1234"]));
+    assert!(v.get("error").is_none(), "{v}");
+    assert_eq!(
+        call(port, "eth_getBalance", json!([who, "latest"]))["result"],
+        "0x1234"
+    );
+    call(port, "hardhat_setNonce", json!([who, "0x7"]));
+    assert_eq!(
+        call(port, "eth_getTransactionCount", json!([who, "latest"]))["result"],
+        "0x7"
+    );
+    // Code that returns slot 0: PUSH0 SLOAD PUSH0 MSTORE PUSH1 32 PUSH0 RETURN.
+    call(port, "anvil_setCode", json!([who, "0x5f545f5260205ff3"]));
+    assert_eq!(
+        call(port, "eth_getCode", json!([who, "latest"]))["result"],
+        "0x5f545f5260205ff3"
+    );
+    let slot_value = format!("0x{:064x}", 42);
+    let v = call(port, "anvil_setStorageAt", json!([who, "0x0", slot_value]));
+    assert_eq!(v["result"], json!(true), "{v}");
+    let out = call(port, "eth_call", json!([{"to": who}, "latest"]));
+    assert_eq!(out["result"], json!(slot_value), "{out}");
+    // Earlier fields survive later edits.
+    assert_eq!(
+        call(port, "eth_getBalance", json!([who, "latest"]))["result"],
+        "0x1234"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -57,6 +57,19 @@ impl From<StateError> for NodeError {
     }
 }
 
+/// A dev-chain edit of one account (`anvil_set*`); `None` leaves a field alone.
+#[derive(Debug, Default, Clone)]
+pub struct AccountEdit {
+    /// New balance.
+    pub balance: Option<alloy_primitives::U256>,
+    /// New nonce.
+    pub nonce: Option<u64>,
+    /// New code (empty removes it).
+    pub code: Option<alloy_primitives::Bytes>,
+    /// One slot and its new value.
+    pub storage: Option<(alloy_primitives::U256, alloy_primitives::U256)>,
+}
+
 /// Pending and queued transactions by sender, for `txpool_*`.
 #[derive(Debug, Default, Clone)]
 pub struct PoolContent {
@@ -98,6 +111,8 @@ pub trait Backend: Send + Sync + 'static {
     fn increase_time(&self, seconds: u64) -> u64;
     /// Fixes the next block's timestamp.
     fn set_next_timestamp(&self, timestamp: u64) -> Result<(), NodeError>;
+    /// Applies a dev-chain edit to an account, committed as an empty block.
+    fn set_account(&self, address: Address, edit: AccountEdit) -> Result<(), NodeError>;
     /// Records the current head; returns the snapshot's id.
     fn snapshot(&self) -> Result<u64, NodeError>;
     /// Unwinds the chain to a snapshot's head (dropping it and later

@@ -1,13 +1,14 @@
 //! Dev-chain methods (`evm_`, with `anvil_` and `hardhat_` aliases) and the
 //! `txpool_` namespace.
 
+use crate::backend::AccountEdit;
 use crate::{
     convert,
     error::{invalid_params, RpcResult},
     Ctx,
 };
 use alloy_consensus::Transaction as _;
-use alloy_primitives::{U256, U64};
+use alloy_primitives::{Address, Bytes, B256, U256, U64};
 use jsonrpsee::RpcModule;
 use serde_json::{json, Map, Value};
 
@@ -67,6 +68,47 @@ pub fn register(module: &mut RpcModule<Ctx>) -> Result<(), jsonrpsee::core::Regi
         Ok(ctx.backend.revert(id)?)
     })?;
     module.register_alias("anvil_revert", "evm_revert")?;
+    module.register_blocking_method("anvil_setBalance", |params, ctx, _| -> RpcResult<Value> {
+        let (address, balance): (Address, U256) = crate::eth::parse(&params)?;
+        let edit = AccountEdit {
+            balance: Some(balance),
+            ..Default::default()
+        };
+        ctx.backend.set_account(address, edit)?;
+        Ok(Value::Null)
+    })?;
+    module.register_alias("hardhat_setBalance", "anvil_setBalance")?;
+    module.register_blocking_method("anvil_setNonce", |params, ctx, _| -> RpcResult<Value> {
+        let (address, nonce): (Address, U256) = crate::eth::parse(&params)?;
+        let nonce = u64::try_from(nonce).map_err(|_| invalid_params("nonce overflows u64"))?;
+        let edit = AccountEdit {
+            nonce: Some(nonce),
+            ..Default::default()
+        };
+        ctx.backend.set_account(address, edit)?;
+        Ok(Value::Null)
+    })?;
+    module.register_alias("hardhat_setNonce", "anvil_setNonce")?;
+    module.register_blocking_method("anvil_setCode", |params, ctx, _| -> RpcResult<Value> {
+        let (address, code): (Address, Bytes) = crate::eth::parse(&params)?;
+        let edit = AccountEdit {
+            code: Some(code),
+            ..Default::default()
+        };
+        ctx.backend.set_account(address, edit)?;
+        Ok(Value::Null)
+    })?;
+    module.register_alias("hardhat_setCode", "anvil_setCode")?;
+    module.register_blocking_method("anvil_setStorageAt", |params, ctx, _| -> RpcResult<bool> {
+        let (address, slot, value): (Address, U256, B256) = crate::eth::parse(&params)?;
+        let edit = AccountEdit {
+            storage: Some((slot, U256::from_be_bytes(value.0))),
+            ..Default::default()
+        };
+        ctx.backend.set_account(address, edit)?;
+        Ok(true)
+    })?;
+    module.register_alias("hardhat_setStorageAt", "anvil_setStorageAt")?;
     module.register_method("txpool_status", |_, ctx, _| -> RpcResult<Value> {
         let content = ctx.backend.pool_content();
         let count = |v: &Vec<(alloy_primitives::Address, Vec<_>)>| {

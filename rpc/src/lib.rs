@@ -19,7 +19,7 @@ pub mod eth;
 pub mod filters;
 pub mod pubsub;
 
-pub use backend::{Backend, ChainEvent, NodeError, PoolContent, StoredBlock};
+pub use backend::{AccountEdit, Backend, ChainEvent, NodeError, PoolContent, StoredBlock};
 use jsonrpsee::server::{BatchRequestConfig, RpcModule, Server, ServerConfig, ServerHandle};
 use std::{net::SocketAddr, sync::Arc};
 

@@ -165,6 +165,15 @@ impl DevNode {
 
     /// Mines one block now with the best pending transactions.
     pub fn mine_one(&self, timestamp: Option<u64>) -> Result<Arc<StoredBlock>, NodeError> {
+        self.mine_with(timestamp, None)
+    }
+
+    /// Mines one block; with `edit`, an empty block that commits the edit.
+    fn mine_with(
+        &self,
+        timestamp: Option<u64>,
+        edit: Option<pel_state::StateDiff>,
+    ) -> Result<Arc<StoredBlock>, NodeError> {
         let mut chain = Self::lock(&self.chain)?;
         let head = chain.head().clone();
         let next_ts = timestamp
@@ -174,13 +183,18 @@ impl DevNode {
         let base_fee = head
             .next_block_base_fee(alloy_eips::eip1559::BaseFeeParams::ethereum())
             .unwrap_or(alloy_eips::eip1559::INITIAL_BASE_FEE);
-        let txs = Self::lock(&self.pool)?.best(|a| self.account_nonce(a), base_fee, self.gas_limit);
+        let txs = if edit.is_some() {
+            Vec::new()
+        } else {
+            Self::lock(&self.pool)?.best(|a| self.account_nonce(a), base_fee, self.gas_limit)
+        };
         let attrs = BlockAttrs {
             timestamp,
             beneficiary: Address::ZERO,
             gas_limit: self.gas_limit,
             prev_randao: alloy_primitives::keccak256(head.hash_slow()),
             extra_data: Bytes::from_static(b"pel"),
+            state_edit: edit,
         };
         let built = chain
             .build(txs, &attrs)
@@ -463,6 +477,34 @@ impl Backend for DevNode {
         }
         *Self::lock(&self.next_timestamp)? = Some(timestamp);
         Ok(())
+    }
+
+    fn set_account(&self, address: Address, edit: pel_rpc::AccountEdit) -> Result<(), NodeError> {
+        let mut info = self.store.account(&address)?.unwrap_or_default();
+        let mut diff = pel_state::StateDiff::default();
+        if let Some(balance) = edit.balance {
+            info.balance = balance;
+        }
+        if let Some(nonce) = edit.nonce {
+            info.nonce = nonce;
+        }
+        if let Some(code) = edit.code {
+            if code.is_empty() {
+                info.code_hash = pel_state::account::KECCAK_EMPTY;
+            } else {
+                info.code_hash = alloy_primitives::keccak256(&code);
+                diff.codes.insert(info.code_hash, code);
+            }
+        }
+        let mut account = pel_state::AccountDiff {
+            info: Some(info),
+            ..Default::default()
+        };
+        if let Some((slot, value)) = edit.storage {
+            account.storage.insert(slot, value);
+        }
+        diff.accounts.insert(address, account);
+        self.mine_with(None, Some(diff)).map(|_| ())
     }
 
     fn snapshot(&self) -> Result<u64, NodeError> {
