@@ -4,6 +4,7 @@
 # dev accounts). anvil comes from npm (@foundry-rs/anvil-linux-amd64).
 #
 #   benches/rpc/compare.sh [SENDERS] [TXS_PER_SENDER]
+#   MINING=auto benches/rpc/compare.sh ...   both in their default auto-mining mode
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 senders="${1:-200}"
@@ -18,7 +19,11 @@ if [ ! -x "$anvil" ]; then
   (cd "$anvil_dir" && npm install --ignore-scripts --no-audit --no-fund --loglevel=error @foundry-rs/anvil-linux-amd64)
   chmod +x "$anvil"
 fi
-flags=(--block-time 1 --gas-limit 1000000000 --accounts "$senders")
+if [ "${MINING:-interval}" = auto ]; then
+  flags=(--gas-limit 1000000000 --accounts "$senders")
+else
+  flags=(--block-time 1 --gas-limit 1000000000 --accounts "$senders")
+fi
 scratch="$(mktemp -d)"
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$scratch"; }
 pids=()

@@ -548,17 +548,20 @@ pub struct BuiltBlock {
     pub receipts: Vec<ReceiptEnvelope>,
     /// Transactions left out, with the reason.
     pub dropped: Vec<(B256, String)>,
+    /// Sender of each included transaction.
+    pub senders: Vec<alloy_primitives::Address>,
     /// Timings.
     pub stats: ImportStats,
 }
 
 impl Chain {
-    /// Builds a block on the head from `txs` (in the given order), leaving out
-    /// the ones that turn out invalid, and commits it. The header's roots, bloom,
+    /// Builds a block on the head from `txs` (in the given order, each with its
+    /// sender when already recovered), leaving out the ones that turn out
+    /// invalid, and commits it. The header's roots, bloom,
     /// gas and fee fields are computed here, so the result imports elsewhere.
     pub fn build(
         &mut self,
-        txs: Vec<TxEnvelope>,
+        txs: Vec<(TxEnvelope, Option<alloy_primitives::Address>)>,
         attrs: &BlockAttrs,
     ) -> Result<BuiltBlock, ImportError> {
         let start = Instant::now();
@@ -606,8 +609,12 @@ impl Chain {
         let mut dropped = Vec::new();
         let mut kept = Vec::new();
         let mut prepared = Vec::new();
-        for tx in txs {
-            match PreparedTx::recover(&tx, None, false) {
+        for (tx, sender) in txs {
+            let p = match sender {
+                Some(sender) => Ok(PreparedTx::with_sender(&tx, sender)),
+                None => PreparedTx::recover(&tx, None, false),
+            };
+            match p {
                 Ok(p) => {
                     prepared.push(p);
                     kept.push(tx);
@@ -691,6 +698,7 @@ impl Chain {
                 commit_s: (committed - rooted).as_secs_f64(),
                 reexecutions: stats.reexecutions,
             },
+            senders: prepared.iter().map(|p| p.sender).collect(),
             block: Block { header, body },
             receipts,
             dropped,

@@ -140,12 +140,8 @@ pub fn build_chain(dir: &Path, spec: &SynthSpec) -> Result<Chain, ImportError> {
         for _ in 0..spec.txs_per_block {
             let s = rng.below(senders.len());
             let to = plain_account(rng.below(plain));
-            txs.push(transfer(
-                &senders[s],
-                nonces[s],
-                to,
-                U256::from(1 + rng.below(1000)),
-            ));
+            let tx = transfer(&senders[s], nonces[s], to, U256::from(1 + rng.below(1000)));
+            txs.push((tx, Some(senders[s].address())));
             nonces[s] += 1;
         }
         let attrs = BlockAttrs {

@@ -118,6 +118,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Unwinds the chain to a snapshot's head (dropping it and later
     /// snapshots); false when the id is unknown.
     fn revert(&self, id: u64) -> Result<bool, NodeError>;
+    /// True when blocks are mined as transactions arrive: sending then waits
+    /// for the transaction's block, as anvil's automine does.
+    fn automine(&self) -> bool;
     /// Chain events.
     fn subscribe(&self) -> broadcast::Receiver<ChainEvent>;
 }

@@ -408,6 +408,41 @@ pub(crate) fn parse<T: serde::de::DeserializeOwned>(params: &Params<'_>) -> RpcR
     Err(invalid_params(format!("invalid params: {first}")))
 }
 
+/// Waits (at most five seconds) until `hash` is in a committed block or has
+/// left the pool; `events` was subscribed before the transaction was sent, so
+/// its block cannot be missed.
+async fn wait_included(
+    ctx: &Ctx,
+    mut events: tokio::sync::broadcast::Receiver<crate::ChainEvent>,
+    hash: B256,
+) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Err(_) => return,
+            Ok(Ok(crate::ChainEvent::Block(block))) => {
+                if block
+                    .block
+                    .body
+                    .transactions
+                    .iter()
+                    .any(|t| *t.tx_hash() == hash)
+                    || ctx.backend.pool_transaction(&hash).is_none()
+                {
+                    return;
+                }
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
+                if ctx.backend.pool_transaction(&hash).is_none() {
+                    return;
+                }
+            }
+            Ok(Err(_)) => return,
+        }
+    }
+}
+
 /// Registers the `eth_`, `net_` and `web3_` methods.
 pub fn register(module: &mut RpcModule<Ctx>) -> Result<(), jsonrpsee::core::RegisterMethodError> {
     module.register_method("eth_chainId", |_, ctx, _| -> RpcResult<U64> {
@@ -559,28 +594,36 @@ pub fn register(module: &mut RpcModule<Ctx>) -> Result<(), jsonrpsee::core::Regi
             Ok(serde_json::json!({ "accessList": [], "gasUsed": U64::from(gas) }))
         },
     )?;
-    module.register_blocking_method(
-        "eth_sendRawTransaction",
-        |params, ctx, _| -> RpcResult<B256> {
-            let (raw,): (Bytes,) = parse(&params)?;
-            if raw.len() > ctx.limits.max_tx_bytes {
-                return Err(server(format!(
-                    "oversized data: {} bytes, limit {}",
-                    raw.len(),
-                    ctx.limits.max_tx_bytes
-                )));
-            }
-            let tx = TxEnvelope::decode_2718(&mut raw.as_ref())
-                .map_err(|e| invalid_params(format!("invalid transaction encoding: {e}")))?;
-            Ok(ctx.backend.submit(tx)?)
-        },
-    )?;
+    module.register_async_method("eth_sendRawTransaction", |params, ctx, _| async move {
+        let (raw,): (Bytes,) = parse(&params)?;
+        if raw.len() > ctx.limits.max_tx_bytes {
+            return Err(server(format!(
+                "oversized data: {} bytes, limit {}",
+                raw.len(),
+                ctx.limits.max_tx_bytes
+            )));
+        }
+        let tx = TxEnvelope::decode_2718(&mut raw.as_ref())
+            .map_err(|e| invalid_params(format!("invalid transaction encoding: {e}")))?;
+        let events = ctx.backend.subscribe();
+        let hash = ctx.backend.submit(tx)?;
+        if ctx.backend.automine() {
+            wait_included(&ctx, events, hash).await;
+        }
+        RpcResult::Ok(hash)
+    })?;
     module.register_blocking_method(
         "eth_sendTransaction",
         |params, ctx, _| -> RpcResult<B256> {
             let (request,): (TransactionRequest,) = parse(&params)?;
             let tx = fill_and_sign(&ctx, request)?;
-            Ok(ctx.backend.submit(tx)?)
+            let events = ctx.backend.subscribe();
+            let hash = ctx.backend.submit(tx)?;
+            if ctx.backend.automine() {
+                // A blocking-pool thread, not a runtime worker: blocking here is fine.
+                tokio::runtime::Handle::current().block_on(wait_included(&ctx, events, hash));
+            }
+            Ok(hash)
         },
     )?;
     module.register_blocking_method(

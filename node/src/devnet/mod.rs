@@ -61,10 +61,10 @@ pub struct DevNode {
     next_timestamp: Mutex<Option<u64>>,
     gas_limit: u64,
     wake: (Mutex<bool>, Condvar),
+    /// Base fee and rules of the next block, refreshed after every block.
+    next_block: Mutex<(u64, SpecId)>,
     /// Snapshots (`evm_snapshot`): id → head block number.
     snapshots: Mutex<std::collections::BTreeMap<u64, u64>>,
-    /// Head number after each mined block, for senders waiting on inclusion.
-    mined: (Mutex<u64>, Condvar),
     mode: MiningMode,
 }
 
@@ -112,6 +112,17 @@ pub fn dev_genesis(
     }
 }
 
+/// Base fee and rules of the block after `head`.
+fn next_block_of(config: &ChainConfig, head: &alloy_consensus::Header) -> (u64, SpecId) {
+    let base_fee = head
+        .next_block_base_fee(alloy_eips::eip1559::BaseFeeParams::ethereum())
+        .unwrap_or_default();
+    (
+        base_fee,
+        config.spec_at(head.number + 1, head.timestamp + 1),
+    )
+}
+
 impl DevNode {
     /// A node over an opened chain.
     pub fn new(
@@ -122,6 +133,7 @@ impl DevNode {
     ) -> Arc<Self> {
         let store = chain.shared_store();
         let config = chain.config().clone();
+        let next_block = next_block_of(&config, chain.head());
         let pool = Pool::new(PoolConfig::new(config.chain_id, gas_limit));
         let (events, _) = broadcast::channel(4096);
         Arc::new(Self {
@@ -136,8 +148,8 @@ impl DevNode {
             next_timestamp: Mutex::new(None),
             gas_limit,
             wake: (Mutex::new(false), Condvar::new()),
-            mined: (Mutex::new(0), Condvar::new()),
             snapshots: Mutex::new(std::collections::BTreeMap::new()),
+            next_block: Mutex::new(next_block),
             mode,
         })
     }
@@ -186,7 +198,11 @@ impl DevNode {
         let txs = if edit.is_some() {
             Vec::new()
         } else {
-            Self::lock(&self.pool)?.best(|a| self.account_nonce(a), base_fee, self.gas_limit)
+            Self::lock(&self.pool)?
+                .best(|a| self.account_nonce(a), base_fee, self.gas_limit)
+                .into_iter()
+                .map(|(tx, sender)| (tx, Some(sender)))
+                .collect()
         };
         let attrs = BlockAttrs {
             timestamp,
@@ -199,18 +215,9 @@ impl DevNode {
         let built = chain
             .build(txs, &attrs)
             .map_err(|e| NodeError::server(format!("block building failed: {e}")))?;
+        *Self::lock(&self.next_block)? = next_block_of(&self.config, chain.head());
         drop(chain);
-        let senders = built
-            .block
-            .body
-            .transactions
-            .iter()
-            .map(|t| {
-                PreparedTx::recover(t, None, false)
-                    .map(|p| p.sender)
-                    .unwrap_or_default()
-            })
-            .collect();
+        let senders = built.senders;
         let stored = Arc::new(StoredBlock {
             hash: built.block.header.hash_slow(),
             block: built.block,
@@ -228,10 +235,6 @@ impl DevNode {
         }
         self.cache_block(stored.clone());
         let _ = self.events.send(ChainEvent::Block(stored.clone()));
-        if let Ok(mut head) = self.mined.0.lock() {
-            *head = stored.block.header.number;
-            self.mined.1.notify_all();
-        }
         Ok(stored)
     }
 
@@ -304,33 +307,6 @@ impl DevNode {
         }
     }
 
-    /// In auto mining, returns once `hash` is mined (or left the pool, or after
-    /// a few seconds), as anvil's automine does: a client that asks for the
-    /// receipt right after sending finds it.
-    fn wait_for_inclusion(&self, hash: &B256) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        let (lock, cv) = &self.mined;
-        let Ok(mut guard) = lock.lock() else { return };
-        loop {
-            let in_pool = self
-                .pool
-                .lock()
-                .map(|p| p.get(hash).is_some())
-                .unwrap_or(false);
-            if !in_pool {
-                return;
-            }
-            let now = std::time::Instant::now();
-            if now >= deadline {
-                return;
-            }
-            match cv.wait_timeout(guard, (deadline - now).min(Duration::from_millis(50))) {
-                Ok((g, _)) => guard = g,
-                Err(_) => return,
-            }
-        }
-    }
-
     fn signer(&self, from: &Address) -> Result<&PrivateKeySigner, NodeError> {
         self.signers
             .iter()
@@ -386,22 +362,12 @@ impl Backend for DevNode {
     }
 
     fn submit(&self, tx: TxEnvelope) -> Result<B256, NodeError> {
-        let (base_fee, spec) = {
-            let chain = Self::lock(&self.chain)?;
-            let head = chain.head();
-            let base_fee = head
-                .next_block_base_fee(alloy_eips::eip1559::BaseFeeParams::ethereum())
-                .unwrap_or_default();
-            (
-                base_fee,
-                self.config.spec_at(head.number + 1, head.timestamp + 1),
-            )
-        };
+        // The head's fee and rules, without waiting for a block being built.
+        let (base_fee, spec) = *Self::lock(&self.next_block)?;
         let hash = Self::lock(&self.pool)?.add(tx, |a| self.account_view(a), base_fee, spec)?;
         let _ = self.events.send(ChainEvent::PendingTx(hash));
         if self.mode == MiningMode::Auto {
             self.notify();
-            self.wait_for_inclusion(&hash);
         }
         Ok(hash)
     }
@@ -524,6 +490,7 @@ impl Backend for DevNode {
         chain
             .unwind_to(number)
             .map_err(|e| NodeError::server(format!("revert failed: {e}")))?;
+        *Self::lock(&self.next_block)? = next_block_of(&self.config, chain.head());
         drop(chain);
         snapshots.retain(|k, _| *k < id);
         if let Ok(mut cache) = self.cache.lock() {
@@ -532,6 +499,10 @@ impl Backend for DevNode {
         }
         Self::lock(&self.pool)?.prune_stale(|a| self.account_nonce(a));
         Ok(true)
+    }
+
+    fn automine(&self) -> bool {
+        self.mode == MiningMode::Auto
     }
 
     fn subscribe(&self) -> broadcast::Receiver<ChainEvent> {

@@ -251,7 +251,7 @@ impl Pool {
         account_nonce: impl Fn(&Address) -> u64,
         base_fee: u64,
         gas_limit: u64,
-    ) -> Vec<TxEnvelope> {
+    ) -> Vec<(TxEnvelope, Address)> {
         #[derive(PartialEq, Eq, PartialOrd, Ord)]
         struct Head {
             tip: u128,
@@ -287,7 +287,7 @@ impl Pool {
                 continue;
             }
             gas += tx.tx.gas_limit();
-            out.push(tx.tx.clone());
+            out.push((tx.tx.clone(), tx.sender));
             if let Some(next) = txs.get(&(head.nonce + 1)) {
                 if next.tx.max_fee_per_gas() >= base_fee as u128 {
                     heap.push(Head {
