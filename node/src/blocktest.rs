@@ -8,7 +8,7 @@
 use crate::{
     chain::{Chain, RejectClass},
     genesis::{alloc_account, alloc_root, GenesisSpec},
-    statetest::{collect_files, CaseNote, Outcome},
+    statetest::{collect_files, Outcome},
     validate::decode_block,
 };
 use alloy_primitives::{Address, Bytes, B256, U256};
@@ -106,14 +106,7 @@ pub fn run(
             .par_iter()
             .enumerate()
             .map(|(i, f)| run_file(f, executor.clone(), &scratch.join(i.to_string())))
-            .reduce(Outcome::default, |mut a, b| {
-                a.passed += b.passed;
-                a.failed += b.failed;
-                a.skipped += b.skipped;
-                a.failures.extend(b.failures);
-                a.skips.extend(b.skips);
-                a
-            })
+            .reduce(Outcome::default, Outcome::merge)
     }))
 }
 
@@ -123,11 +116,7 @@ pub fn run_file(path: &Path, executor: Option<Arc<ParallelExecutor>>, scratch: &
     let fixtures: BTreeMap<String, Fixture> = match pel_state::mainnet::read_json(path) {
         Ok(f) => f,
         Err(e) => {
-            outcome.failed += 1;
-            outcome.failures.push(CaseNote {
-                id: path.display().to_string(),
-                reason: e.to_string(),
-            });
+            outcome.fail(path.display().to_string(), e.to_string());
             return outcome;
         }
     };
@@ -137,13 +126,7 @@ pub fn run_file(path: &Path, executor: Option<Arc<ParallelExecutor>>, scratch: &
         let _ = std::fs::remove_dir_all(&dir);
         match result {
             Ok(()) => outcome.passed += 1,
-            Err(reason) => {
-                outcome.failed += 1;
-                outcome.failures.push(CaseNote {
-                    id: format!("{}::{name}", path.display()),
-                    reason,
-                });
-            }
+            Err(reason) => outcome.fail(format!("{}::{name}", path.display()), reason),
         }
     }
     outcome

@@ -104,13 +104,20 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn merge(mut self, other: Outcome) -> Outcome {
+    /// One outcome from two (for parallel reductions).
+    pub fn merge(mut self, other: Outcome) -> Outcome {
         self.passed += other.passed;
         self.failed += other.failed;
         self.skipped += other.skipped;
         self.failures.extend(other.failures);
         self.skips.extend(other.skips);
         self
+    }
+
+    /// Counts one failure of `id`.
+    pub fn fail(&mut self, id: String, reason: String) {
+        self.failed += 1;
+        self.failures.push(CaseNote { id, reason });
     }
 }
 

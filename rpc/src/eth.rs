@@ -65,6 +65,19 @@ fn optional_block(backend: &dyn Backend, id: BlockId) -> RpcResult<Option<Arc<St
     }
 }
 
+/// Transaction `index` of a block, if both exist.
+fn transaction_at(
+    ctx: &Ctx,
+    id: BlockId,
+    index: U64,
+) -> RpcResult<Option<alloy_rpc_types_eth::Transaction>> {
+    let block = optional_block(ctx.backend.as_ref(), id)?;
+    let i = index.saturating_to::<usize>();
+    Ok(block
+        .filter(|b| i < b.block.body.transactions.len())
+        .map(|b| convert::transaction(&b, i)))
+}
+
 /// A state reader with `eth_call` state overrides applied on top.
 struct Overridden<S> {
     inner: S,
@@ -749,22 +762,14 @@ pub fn register(module: &mut RpcModule<Ctx>) -> Result<(), jsonrpsee::core::Regi
         "eth_getTransactionByBlockNumberAndIndex",
         |params, ctx, _| -> RpcResult<Option<alloy_rpc_types_eth::Transaction>> {
             let (tag, index): (BlockNumberOrTag, U64) = parse(&params)?;
-            let block = optional_block(ctx.backend.as_ref(), BlockId::Number(tag))?;
-            let i = index.to::<usize>();
-            Ok(block
-                .filter(|b| i < b.block.body.transactions.len())
-                .map(|b| convert::transaction(&b, i)))
+            transaction_at(ctx, BlockId::Number(tag), index)
         },
     )?;
     module.register_method(
         "eth_getTransactionByBlockHashAndIndex",
         |params, ctx, _| -> RpcResult<Option<alloy_rpc_types_eth::Transaction>> {
             let (hash, index): (B256, U64) = parse(&params)?;
-            let block = optional_block(ctx.backend.as_ref(), BlockId::from(hash))?;
-            let i = index.to::<usize>();
-            Ok(block
-                .filter(|b| i < b.block.body.transactions.len())
-                .map(|b| convert::transaction(&b, i)))
+            transaction_at(ctx, BlockId::from(hash), index)
         },
     )?;
     module.register_method(

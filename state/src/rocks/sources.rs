@@ -13,21 +13,18 @@ use rocksdb::{ColumnFamily, DBRawIterator};
 use std::cell::RefCell;
 
 /// Stored branch nodes of one trie.
-/// One iterator serves a whole trie walk: the walk visits keys in ascending
-/// order, and reusing the iterator saves creating one per lookup.
-pub(crate) struct DbNodes<'a> {
+/// One column family of one trie (an owner prefixes every key of a storage
+/// trie), read through a single iterator: a trie walk visits keys in
+/// ascending order, and reusing the iterator saves creating one per lookup.
+struct TrieColumn<'a> {
     store: &'a RocksStore,
     cf: &'a ColumnFamily,
     owner: Option<B256>,
     iter: RefCell<Option<DBRawIterator<'a>>>,
 }
 
-impl<'a> DbNodes<'a> {
-    pub(crate) fn new(
-        store: &'a RocksStore,
-        cf: &str,
-        owner: Option<B256>,
-    ) -> Result<Self, StateError> {
+impl<'a> TrieColumn<'a> {
+    fn new(store: &'a RocksStore, cf: &str, owner: Option<B256>) -> Result<Self, StateError> {
         Ok(Self {
             store,
             cf: store.cf(cf)?,
@@ -45,13 +42,27 @@ impl<'a> DbNodes<'a> {
     }
 }
 
+/// Stored branch nodes of one trie.
+pub(crate) struct DbNodes<'a>(TrieColumn<'a>);
+
+impl<'a> DbNodes<'a> {
+    pub(crate) fn new(
+        store: &'a RocksStore,
+        cf: &str,
+        owner: Option<B256>,
+    ) -> Result<Self, StateError> {
+        TrieColumn::new(store, cf, owner).map(Self)
+    }
+}
+
 impl NodeSource for DbNodes<'_> {
     fn node(&self, path: &Nibbles) -> Result<Option<BranchNodeCompact>, StateError> {
-        let key = super::schema::node_key(self.owner.as_ref(), path);
+        let key = super::schema::node_key(self.0.owner.as_ref(), path);
         match self
+            .0
             .store
             .db()
-            .get_pinned_cf(self.cf, key)
+            .get_pinned_cf(self.0.cf, key)
             .map_err(db_err)?
         {
             Some(v) => decode_node(&v).map(Some),
@@ -63,9 +74,9 @@ impl NodeSource for DbNodes<'_> {
         &self,
         path: &Nibbles,
     ) -> Result<Option<(Nibbles, BranchNodeCompact)>, StateError> {
-        let prefix = super::schema::node_key(self.owner.as_ref(), path);
-        let mut slot = self.iter.borrow_mut();
-        let it = slot.get_or_insert_with(|| self.store.db().raw_iterator_cf(self.cf));
+        let prefix = super::schema::node_key(self.0.owner.as_ref(), path);
+        let mut slot = self.0.iter.borrow_mut();
+        let it = slot.get_or_insert_with(|| self.0.store.db().raw_iterator_cf(self.0.cf));
         it.seek(&prefix);
         // Skip the node at exactly `path`, if any.
         if it.key().is_some_and(|k| k == prefix.as_slice()) {
@@ -73,7 +84,7 @@ impl NodeSource for DbNodes<'_> {
         }
         let found = match it.item() {
             Some((key, value)) if key.starts_with(&prefix) => {
-                let nibbles = &key[self.owner_len()..];
+                let nibbles = &key[self.0.owner_len()..];
                 if nibbles.len() > 64 || nibbles.iter().any(|n| *n > 15) {
                     return Err(StateError::Backend("corrupt trie node key".into()));
                 }
@@ -87,12 +98,7 @@ impl NodeSource for DbNodes<'_> {
 }
 
 /// Hashed leaves of one trie.
-pub(crate) struct DbLeaves<'a> {
-    store: &'a RocksStore,
-    cf: &'a ColumnFamily,
-    owner: Option<B256>,
-    iter: RefCell<Option<DBRawIterator<'a>>>,
-}
+pub(crate) struct DbLeaves<'a>(TrieColumn<'a>);
 
 impl<'a> DbLeaves<'a> {
     pub(crate) fn new(
@@ -100,12 +106,7 @@ impl<'a> DbLeaves<'a> {
         cf: &str,
         owner: Option<B256>,
     ) -> Result<Self, StateError> {
-        Ok(Self {
-            store,
-            cf: store.cf(cf)?,
-            owner,
-            iter: RefCell::new(None),
-        })
+        TrieColumn::new(store, cf, owner).map(Self)
     }
 }
 
@@ -116,13 +117,13 @@ impl LeafSource for DbLeaves<'_> {
         f: &mut dyn FnMut(&B256, &[u8]) -> bool,
     ) -> Result<(), StateError> {
         let mut start = Vec::with_capacity(64);
-        if let Some(owner) = &self.owner {
+        if let Some(owner) = &self.0.owner {
             start.extend_from_slice(owner.as_slice());
         }
         let skip = start.len();
         start.extend_from_slice(from.as_slice());
-        let mut slot = self.iter.borrow_mut();
-        let it = slot.get_or_insert_with(|| self.store.db().raw_iterator_cf(self.cf));
+        let mut slot = self.0.iter.borrow_mut();
+        let it = slot.get_or_insert_with(|| self.0.store.db().raw_iterator_cf(self.0.cf));
         it.seek(&start);
         while let Some((key, value)) = it.item() {
             if key.len() != skip + 32 || !key.starts_with(&start[..skip]) {
