@@ -8,7 +8,7 @@
 use crate::{
     chain::{Chain, RejectClass},
     genesis::{alloc_account, alloc_root, GenesisSpec},
-    statetest::{collect_files, Outcome},
+    statetest::{collect_files, fixture_pool, Outcome},
     validate::decode_block,
 };
 use alloy_primitives::{Address, Bytes, B256, U256};
@@ -96,11 +96,7 @@ pub fn run(
     scratch: &Path,
 ) -> Result<Outcome, StateError> {
     let files = collect_files(paths)?;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .stack_size(64 << 20)
-        .thread_name(|i| format!("pel-blocktest-{i}"))
-        .build()
-        .map_err(|e| StateError::Backend(format!("cannot start test threads: {e}")))?;
+    let pool = fixture_pool("blocktest")?;
     Ok(pool.install(|| {
         files
             .par_iter()

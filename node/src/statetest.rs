@@ -153,6 +153,17 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, StateError> {
     Ok(files)
 }
 
+/// The thread pool fixture runners use: the fixtures nest calls 1024 deep, so
+/// the threads get 64 MiB stacks.
+pub fn fixture_pool(name: &str) -> Result<rayon::ThreadPool, StateError> {
+    let name = name.to_string();
+    rayon::ThreadPoolBuilder::new()
+        .stack_size(64 << 20)
+        .thread_name(move |i| format!("pel-{name}-{i}"))
+        .build()
+        .map_err(|e| StateError::Backend(format!("cannot start test threads: {e}")))
+}
+
 /// Runs every case of every fixture file under `paths`.
 pub fn run(paths: &[PathBuf]) -> Result<Outcome, StateError> {
     run_with(paths, &[])
@@ -163,12 +174,7 @@ pub fn run(paths: &[PathBuf]) -> Result<Outcome, StateError> {
 /// fails unless all of them give the same result.
 pub fn run_with(paths: &[PathBuf], parallel: &[ParallelExecutor]) -> Result<Outcome, StateError> {
     let files = collect_files(paths)?;
-    // The fixtures nest calls 1024 deep: give the runner threads room.
-    let pool = rayon::ThreadPoolBuilder::new()
-        .stack_size(64 << 20)
-        .thread_name(|i| format!("pel-statetest-{i}"))
-        .build()
-        .map_err(|e| StateError::Backend(format!("cannot start test threads: {e}")))?;
+    let pool = fixture_pool("statetest")?;
     Ok(pool.install(|| {
         files
             .par_iter()
