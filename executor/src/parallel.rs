@@ -19,7 +19,8 @@ use crate::{
     block::{BlockInput, BlockOutput},
     block_state::BlockState,
     error::ExecError,
-    mv_memory::MvMemory,
+    mv_memory::{Location, MvMemory, Value},
+    profile::{self, BlockProfile, TxTrace},
     scheduler::{lock, Scheduler, Task, TxIdx},
     sequential::{self, check_block_limits, finish_block, make_receipt, tx_error, ExecOptions},
     system,
@@ -28,7 +29,7 @@ use crate::{
 };
 use pel_state::{DiffOverlay, StateReader};
 use revm::context::result::EVMError;
-use std::sync::Mutex;
+use std::{sync::Mutex, time::Instant};
 
 /// Counters of one parallel run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -43,6 +44,21 @@ pub struct ParallelStats {
     /// The parallel phase gave up (most incarnations were aborting) and the
     /// block was executed sequentially.
     pub fell_back: bool,
+    /// Sum of the final incarnations' execution times, in nanoseconds: the
+    /// serial work the parallel phase spread over its threads (0 when the
+    /// block did not run in parallel).
+    pub work_ns: u64,
+}
+
+/// Whether a run records the block's conflict profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Profiling {
+    /// No profile.
+    Off,
+    /// A profile when the cost model runs the parallel phase to its end.
+    IfParallel,
+    /// Always run the parallel phase to its end, and profile it.
+    Forced,
 }
 
 /// When to run a block in parallel. The thresholds were fitted on the
@@ -142,6 +158,11 @@ pub struct PoolError {
 struct TxSlot {
     reads: Vec<ReadRecord>,
     outcome: Option<TxOutcome>,
+    /// Execution time of the latest incarnation.
+    time_ns: u64,
+    /// The latest incarnation's writes, kept only when profiling.
+    writes: Vec<(Location, Value)>,
+    incarnations: u32,
 }
 
 impl ParallelExecutor {
@@ -178,10 +199,60 @@ impl ParallelExecutor {
         chain: &ChainConfig,
         options: ExecOptions,
     ) -> Result<(BlockOutput, ParallelStats), ExecError> {
-        if !self.cost_model.parallel(block, self.threads) {
+        self.run(state, block, chain, options, Profiling::Off)
+            .map(|(output, stats, _)| (output, stats))
+    }
+
+    /// Like [`Self::execute_block`], and also the block's conflict profile
+    /// when the parallel phase ran to its end (not when the cost model chose
+    /// the sequential executor or the phase fell back).
+    pub fn execute_block_profiled<S: StateReader>(
+        &self,
+        state: S,
+        block: &BlockInput,
+        chain: &ChainConfig,
+        options: ExecOptions,
+    ) -> Result<(BlockOutput, ParallelStats, Option<BlockProfile>), ExecError> {
+        self.run(state, block, chain, options, Profiling::IfParallel)
+    }
+
+    /// Runs the parallel phase to its end whatever the cost model says, and
+    /// returns the block's conflict profile with the output.
+    pub fn profile_block<S: StateReader>(
+        &self,
+        state: S,
+        block: &BlockInput,
+        chain: &ChainConfig,
+        options: ExecOptions,
+    ) -> Result<(BlockOutput, ParallelStats, BlockProfile), ExecError> {
+        let (output, stats, profile) = self.run(state, block, chain, options, Profiling::Forced)?;
+        let profile = profile.ok_or_else(|| {
+            tx_error(
+                block,
+                0,
+                EVMError::Custom("the parallel phase produced no profile".into()),
+            )
+        })?;
+        Ok((output, stats, profile))
+    }
+
+    fn run<S: StateReader>(
+        &self,
+        state: S,
+        block: &BlockInput,
+        chain: &ChainConfig,
+        options: ExecOptions,
+        profiling: Profiling,
+    ) -> Result<(BlockOutput, ParallelStats, Option<BlockProfile>), ExecError> {
+        if profiling != Profiling::Forced && !self.cost_model.parallel(block, self.threads) {
             let output = sequential::execute_block(state, block, chain, options)?;
-            return Ok((output, ParallelStats::default()));
+            return Ok((output, ParallelStats::default(), None));
         }
+        let fallback_min_aborts = match profiling {
+            Profiling::Forced => None,
+            _ => self.cost_model.fallback_min_aborts,
+        };
+        let keep_writes = profiling != Profiling::Off;
         let header = &block.header;
         let spec = chain.spec_at(header.number, header.timestamp);
         let code = options.code_cache.clone().unwrap_or_default();
@@ -226,7 +297,10 @@ impl ParallelExecutor {
                             &slots,
                             block,
                             &same_sender,
-                            self.cost_model.fallback_min_aborts,
+                            WorkerPolicy {
+                                fallback_min_aborts,
+                                keep_writes,
+                            },
                         );
                     });
                 }
@@ -238,27 +312,48 @@ impl ParallelExecutor {
             reexecutions: scheduler.aborts(),
             validation_failures: scheduler.validation_failures(),
             fell_back: false,
+            work_ns: 0,
         };
         if scheduler.halted() {
             // Speculation was wasted on a dependent block: run it in order.
             let base = evm.ctx.journaled_state.inner.database.base();
             let output = sequential::execute_block(base, block, chain, options)?;
             stats.fell_back = true;
-            return Ok((output, stats));
+            return Ok((output, stats, None));
         }
 
         // The parallel phase's bookkeeping is large for big blocks; free it off
         // the critical path.
+        let mut traces = Vec::with_capacity(if keep_writes { n } else { 0 });
         let outcomes: Vec<Option<TxOutcome>> = slots
             .into_iter()
             .map(|slot| {
                 let slot = slot.into_inner().unwrap_or_else(|e| e.into_inner());
-                if n >= BACKGROUND_DROP_MIN_TXS {
+                stats.work_ns += slot.time_ns;
+                if keep_writes {
+                    let (gas, paid_fee) = match &slot.outcome {
+                        Some(Ok((result, _, fee))) => (result.tx_gas_used(), !fee.is_zero()),
+                        _ => (0, false),
+                    };
+                    traces.push(TxTrace {
+                        reads: slot.reads,
+                        writes: slot.writes,
+                        paid_fee,
+                        gas,
+                        time_ns: slot.time_ns,
+                        incarnations: slot.incarnations,
+                    });
+                } else if n >= BACKGROUND_DROP_MIN_TXS {
                     garbage.push(slot.reads);
                 }
                 slot.outcome
             })
             .collect();
+        let profile =
+            keep_writes.then(|| profile::profile(&traces, header.beneficiary, stats.reexecutions));
+        if n >= BACKGROUND_DROP_MIN_TXS {
+            garbage.extend(traces.into_iter().map(|t| t.reads));
+        }
         if n >= BACKGROUND_DROP_MIN_TXS {
             let garbage = (mv, scheduler, garbage);
             std::thread::spawn(move || drop(garbage));
@@ -302,6 +397,7 @@ impl ParallelExecutor {
                 diff: state.into_diff(),
             },
             stats,
+            profile,
         ))
     }
 }
@@ -318,6 +414,13 @@ fn previous_by_sender(block: &BlockInput) -> Vec<Option<TxIdx>> {
         .collect()
 }
 
+/// How a worker runs: when to give up, and what to keep for the profile.
+#[derive(Clone, Copy, Debug)]
+struct WorkerPolicy {
+    fallback_min_aborts: Option<usize>,
+    keep_writes: bool,
+}
+
 /// One worker's loop: take tasks until the scheduler reports the block done.
 fn worker<'a, S: StateReader>(
     scheduler: &Scheduler,
@@ -326,11 +429,14 @@ fn worker<'a, S: StateReader>(
     slots: &[Mutex<TxSlot>],
     block: &BlockInput,
     same_sender: &[Option<TxIdx>],
-    fallback_min_aborts: Option<usize>,
+    policy: WorkerPolicy,
 ) {
     let mut task = None;
     loop {
-        if fallback_min_aborts.is_some_and(|min| scheduler.mostly_aborting(min)) {
+        if policy
+            .fallback_min_aborts
+            .is_some_and(|min| scheduler.mostly_aborting(min))
+        {
             scheduler.halt();
             return;
         }
@@ -353,6 +459,7 @@ fn worker<'a, S: StateReader>(
                     }
                 }
                 loop {
+                    let start = Instant::now();
                     match vm::execute(vm, shared, version.tx, env) {
                         Incarnated::Blocked(blocker) => {
                             if scheduler.add_dependency(version.tx, blocker) {
@@ -366,11 +473,20 @@ fn worker<'a, S: StateReader>(
                             fee,
                             outcome,
                         } => {
+                            let time_ns = start.elapsed().as_nanos() as u64;
+                            let kept = if policy.keep_writes {
+                                writes.clone()
+                            } else {
+                                Vec::new()
+                            };
                             let wrote_new = shared.mv.record(version.tx, writes, fee);
                             {
                                 let mut slot = lock(&slots[version.tx]);
                                 slot.reads = reads;
                                 slot.outcome = Some(outcome);
+                                slot.time_ns = time_ns;
+                                slot.writes = kept;
+                                slot.incarnations = version.incarnation + 1;
                             }
                             break scheduler.finish_execution(version, wrote_new);
                         }

@@ -7,7 +7,11 @@
 //!   sender and recipient balances, so no two transactions share a slot);
 //! - `amm`: one swap on each of `txs` independent constant-product pools;
 //! - `chained`: every transaction increments the same counter slot, so each
-//!   one reads what the previous one wrote.
+//!   one reads what the previous one wrote;
+//! - `hotspot:P`: P percent of the transactions (spread evenly through the
+//!   block) increment one shared counter, the others each increment a counter
+//!   of their own; every counter starts at 1 so that all transactions use the
+//!   same gas, and the gas-weighted bound is exactly `N / max(hot, N / p)`.
 //!
 //! The contracts come from `benches/contracts` (Solidity compiled with solc;
 //! see the README there).
@@ -16,7 +20,7 @@ use alloy_consensus::Header;
 use alloy_primitives::{keccak256, Address, Bytes, TxKind, B256, U256};
 use pel_executor::{
     execute_block, revm::context::TxEnv, sequential::ExecOptions, BlockInput, BlockOutput,
-    ChainConfig, CodeCache, CostModel, ExecError, Fork, ParallelExecutor, PreparedTx,
+    BlockProfile, ChainConfig, CodeCache, CostModel, ExecError, Fork, ParallelExecutor, PreparedTx,
 };
 use pel_state::{AccountInfo, InMemoryState};
 use serde::Serialize;
@@ -40,8 +44,7 @@ const TRANSFER_SELECTOR: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
 const SWAP_SELECTOR: [u8; 4] = [0x32, 0x93, 0x8f, 0x20];
 
 /// A synthetic workload.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Workload {
     /// Independent ETH transfers.
     Raw,
@@ -51,6 +54,30 @@ pub enum Workload {
     Amm,
     /// A fully dependent chain.
     Chained,
+    /// This percentage of transactions call one shared counter; the rest are
+    /// independent.
+    Hotspot(u8),
+}
+
+impl Workload {
+    /// Whether transaction `i` is one of the shared-counter calls of
+    /// `hotspot:P` (evenly spread: `floor(N * P / 100)` of them).
+    pub fn is_hot(&self, i: usize) -> bool {
+        match self {
+            Workload::Hotspot(p) => {
+                let p = *p as usize;
+                (i + 1) * p / 100 > i * p / 100
+            }
+            Workload::Chained => true,
+            _ => false,
+        }
+    }
+}
+
+impl Serialize for Workload {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 impl FromStr for Workload {
@@ -61,21 +88,30 @@ impl FromStr for Workload {
             "erc20" => Ok(Workload::Erc20),
             "amm" => Ok(Workload::Amm),
             "chained" => Ok(Workload::Chained),
-            other => Err(format!(
-                "unknown workload {other:?}: expected raw, erc20, amm or chained"
-            )),
+            other => match other.strip_prefix("hotspot:") {
+                Some(p) => match p.parse::<u8>() {
+                    Ok(p) if p <= 100 => Ok(Workload::Hotspot(p)),
+                    _ => Err(format!(
+                        "hotspot percentage {p:?} is not a whole number from 0 to 100"
+                    )),
+                },
+                None => Err(format!(
+                    "unknown workload {other:?}: expected raw, erc20, amm, chained or hotspot:P"
+                )),
+            },
         }
     }
 }
 
 impl std::fmt::Display for Workload {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Workload::Raw => "raw",
-            Workload::Erc20 => "erc20",
-            Workload::Amm => "amm",
-            Workload::Chained => "chained",
-        })
+        match self {
+            Workload::Raw => f.write_str("raw"),
+            Workload::Erc20 => f.write_str("erc20"),
+            Workload::Amm => f.write_str("amm"),
+            Workload::Chained => f.write_str("chained"),
+            Workload::Hotspot(p) => write!(f, "hotspot:{p}"),
+        }
     }
 }
 
@@ -150,6 +186,14 @@ pub fn build(workload: Workload, txs: usize) -> (InMemoryState, BlockInput) {
             let hash = state.insert_code(hex_code(COUNTER_RUNTIME));
             state.insert_account(counter, contract(hash), []);
         }
+        Workload::Hotspot(_) => {
+            let hash = state.insert_code(hex_code(COUNTER_RUNTIME));
+            let one = [(U256::ZERO, U256::from(1))];
+            state.insert_account(counter, contract(hash), one);
+            for i in (0..txs).filter(|&i| !workload.is_hot(i)) {
+                state.insert_account(numbered(0xcc, i + 1), contract(hash), one);
+            }
+        }
         Workload::Raw => {}
     }
     let transactions = (0..txs)
@@ -182,6 +226,10 @@ pub fn build(workload: Workload, txs: usize) -> (InMemoryState, BlockInput) {
                     150_000,
                 ),
                 Workload::Chained => (counter, U256::ZERO, Bytes::new(), 60_000),
+                Workload::Hotspot(_) if workload.is_hot(i) => {
+                    (counter, U256::ZERO, Bytes::new(), 60_000)
+                }
+                Workload::Hotspot(_) => (numbered(0xcc, i + 1), U256::ZERO, Bytes::new(), 60_000),
             };
             let env = TxEnv {
                 tx_type: 2,
@@ -237,6 +285,9 @@ pub struct ThreadResult {
     pub speedup: f64,
     /// Aborted incarnations in the fastest run.
     pub reexecutions: usize,
+    /// The speedup the block's dependencies allow on this many threads (the
+    /// gas-weighted critical-path bound of its profile).
+    pub bound: f64,
 }
 
 /// A whole bench report (the `--json` shape).
@@ -252,6 +303,8 @@ pub struct BenchReport {
     pub sequential_ms: f64,
     /// One entry per thread count.
     pub results: Vec<ThreadResult>,
+    /// The block's conflict profile.
+    pub profile: BlockProfile,
 }
 
 /// Why a bench could not complete.
@@ -302,6 +355,14 @@ pub fn run(
         sequential()?;
         sequential_ms = sequential_ms.min(start.elapsed().as_secs_f64() * 1e3);
     }
+    let profiler = ParallelExecutor::new(threads.iter().copied().max().unwrap_or(1))?;
+    let (profiled, _, profile) = profiler.profile_block(&state, &block, &chain, options.clone())?;
+    if let Some(difference) = crate::replay::first_difference(&expected, &profiled) {
+        return Err(BenchError::Mismatch {
+            threads: profiler.threads(),
+            difference,
+        });
+    }
     let mut results = Vec::new();
     for &t in threads {
         let mut executor = ParallelExecutor::new(t)?;
@@ -327,6 +388,7 @@ pub fn run(
             ms: best.0,
             speedup: sequential_ms / best.0.max(1e-9),
             reexecutions: best.1,
+            bound: profile.bound_by_gas(t),
         });
     }
     Ok(BenchReport {
@@ -335,5 +397,6 @@ pub fn run(
         gas: expected.gas_used,
         sequential_ms,
         results,
+        profile,
     })
 }

@@ -11,6 +11,7 @@ pub mod genesis;
 pub mod import;
 pub mod load;
 pub mod output;
+pub mod profile;
 pub mod replay;
 pub mod statetest;
 pub mod synth;

@@ -6,6 +6,7 @@ use pel_executor::{CostModel, ParallelExecutor};
 use pel_node::{
     bench::{self, Workload},
     output::Table,
+    profile::{self, profile_text},
     replay::{self, mgas_per_s, ReplayOptions, Shard},
     statetest,
 };
@@ -24,39 +25,48 @@ struct Cli {
     command: Command,
 }
 
+/// Arguments of `pel replay`.
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// Folder in the captured-block layout (blocks/<N>/{block,pre_state,bytecodes}.json).
+    #[arg(default_value = "testdata/mainnet")]
+    dir: PathBuf,
+    /// Run the sequential executor only.
+    #[arg(long)]
+    sequential: bool,
+    /// Worker threads of the parallel executor (default: available cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Timed runs per block and executor (the fastest counts), after one warm-up.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Run the parallel phase on every block, whatever the cost model says.
+    #[arg(long)]
+    force_parallel: bool,
+    /// Replay only every N-th block starting at position I (`I/N`, 0 <= I < N),
+    /// to split an archive across machines.
+    #[arg(long)]
+    shard: Option<Shard>,
+    /// Combine these `--json` reports of shards into one report (no replay).
+    #[arg(long, num_args = 1.., conflicts_with = "shard")]
+    merge: Vec<PathBuf>,
+    /// Profile every block's conflicts: dependency graph, critical path,
+    /// speedup bounds, hot locations.
+    #[arg(long)]
+    profile: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Execute captured mainnet blocks and check each against its real header.
-    Replay {
-        /// Folder in the captured-block layout (blocks/<N>/{block,pre_state,bytecodes}.json).
-        #[arg(default_value = "testdata/mainnet")]
-        dir: PathBuf,
-        /// Run the sequential executor only.
-        #[arg(long)]
-        sequential: bool,
-        /// Worker threads of the parallel executor (default: available cores).
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Timed runs per block and executor (the fastest counts), after one warm-up.
-        #[arg(long, default_value_t = 3)]
-        runs: usize,
-        /// Run the parallel phase on every block, whatever the cost model says.
-        #[arg(long)]
-        force_parallel: bool,
-        /// Replay only every N-th block starting at position I (`I/N`, 0 <= I < N),
-        /// to split an archive across machines.
-        #[arg(long)]
-        shard: Option<Shard>,
-        /// Combine these `--json` reports of shards into one report (no replay).
-        #[arg(long, num_args = 1.., conflicts_with = "shard")]
-        merge: Vec<PathBuf>,
-        /// Print one JSON object instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    Replay(ReplayArgs),
     /// Run a synthetic block sequentially and in parallel; compare and time.
     Bench {
-        /// raw, erc20, amm or chained.
+        /// raw, erc20, amm, chained or hotspot:P (P percent of the
+        /// transactions call one shared contract).
         #[arg(long)]
         workload: Workload,
         /// Transactions in the block.
@@ -202,21 +212,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Replay {
-            dir,
-            sequential,
-            threads,
-            runs,
-            force_parallel,
-            shard,
-            merge,
-            json,
-        } => {
-            if merge.is_empty() {
-                let shard = shard.unwrap_or(Shard::ALL);
-                run_replay(dir, sequential, threads, runs, force_parallel, shard, json)
+        Command::Replay(args) => {
+            if args.merge.is_empty() {
+                run_replay(&args)
             } else {
-                run_merge(&merge, json)
+                run_merge(&args.merge, args.json)
             }
         }
         Command::Statetest {
@@ -304,18 +304,22 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), ExitCode> {
         .map_err(fail)
 }
 
-fn run_replay(
-    dir: PathBuf,
-    sequential: bool,
-    threads: Option<usize>,
-    runs: usize,
-    force_parallel: bool,
-    shard: Shard,
-    json: bool,
-) -> ExitCode {
+fn run_replay(args: &ReplayArgs) -> ExitCode {
+    let ReplayArgs {
+        dir,
+        sequential,
+        threads,
+        runs,
+        force_parallel,
+        shard,
+        profile,
+        json,
+        ..
+    } = args;
+    let shard = shard.unwrap_or(Shard::ALL);
     let mut options = ReplayOptions::mainnet();
-    options.runs = runs;
-    if !sequential {
+    options.runs = *runs;
+    if !*sequential {
         let threads = threads.unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -323,7 +327,7 @@ fn run_replay(
         });
         match ParallelExecutor::new(threads) {
             Ok(mut executor) => {
-                if force_parallel {
+                if *force_parallel {
                     executor.cost_model = CostModel::forced();
                 }
                 options.parallel = Some(Arc::new(executor));
@@ -331,7 +335,16 @@ fn run_replay(
             Err(e) => return fail(e),
         }
     }
-    let total = pel_node::load::list_blocks(&dir)
+    if *profile {
+        options.profiler = match &options.parallel {
+            Some(executor) => Some(executor.clone()),
+            None => match ParallelExecutor::new(1) {
+                Ok(executor) => Some(Arc::new(executor)),
+                Err(e) => return fail(e),
+            },
+        };
+    }
+    let total = pel_node::load::list_blocks(dir)
         .map(|b| b.len().saturating_sub(shard.index).div_ceil(shard.count))
         .unwrap_or(0);
     let bar = ProgressBar::new(total as u64);
@@ -341,7 +354,7 @@ fn run_replay(
     );
     let mut gas = 0u64;
     let mut ms = 0f64;
-    let report = replay::replay_shard(&dir, &options, shard, |r| {
+    let report = replay::replay_shard(dir, &options, shard, |r| {
         gas += r.gas_used;
         ms += r.sequential_ms.unwrap_or_default();
         bar.set_message(format!(
@@ -357,7 +370,7 @@ fn run_replay(
         Err(e) => return fail(e),
     };
     let threads = options.parallel.as_ref().map_or(1, |e| e.threads());
-    print_replay(&report, threads, json)
+    print_replay(&report, threads, *json)
 }
 
 /// `pel replay --merge`: one report from the `--json` reports of shards.
@@ -419,6 +432,15 @@ fn print_replay(report: &replay::Report, threads: usize, json: bool) -> ExitCode
             ]);
         }
         print!("{}", table.render());
+        let profiles: Vec<(u64, &pel_executor::BlockProfile)> = report
+            .blocks
+            .iter()
+            .filter_map(|b| b.profile.as_ref().map(|p| (b.number, p)))
+            .collect();
+        if !profiles.is_empty() {
+            println!("\nconflict profile per block (bounds weighted by gas):");
+            print!("{}", profile::block_table(profiles));
+        }
         for b in report.blocks.iter().filter(|b| !b.errors.is_empty()) {
             for e in &b.errors {
                 println!("block {}: {e}", b.number);
@@ -444,6 +466,9 @@ fn print_replay(report: &replay::Report, threads: usize, json: bool) -> ExitCode
                 "parallel{threads}: {p:.1} ms ({:.0} Mgas/s), speedup {x:.2}x over sequential",
                 mgas_per_s(s.gas_used, p)
             );
+        }
+        if let Some(summary) = &s.profile {
+            print!("{}", summary.text());
         }
         println!(
             "receiptsRoot is n/a before Byzantium: receipts then hold intermediate state roots, \
@@ -481,7 +506,9 @@ fn run_bench(
         report.gas as f64 / 1e6
     );
     let mut table = Table::new(
-        &["executor", "threads", "ms", "Mgas/s", "speedup", "reexec"],
+        &[
+            "executor", "threads", "ms", "Mgas/s", "speedup", "bound", "reexec",
+        ],
         1,
     );
     table.row(vec![
@@ -489,6 +516,7 @@ fn run_bench(
         "1".into(),
         format!("{:.2}", report.sequential_ms),
         format!("{:.0}", mgas_per_s(report.gas, report.sequential_ms)),
+        "1.00x".into(),
         "1.00x".into(),
         "-".into(),
     ]);
@@ -499,10 +527,12 @@ fn run_bench(
             format!("{:.2}", r.ms),
             format!("{:.0}", mgas_per_s(report.gas, r.ms)),
             format!("{:.2}x", r.speedup),
+            format!("{:.2}x", r.bound),
             r.reexecutions.to_string(),
         ]);
     }
     print!("{}", table.render());
+    print!("{}", profile_text(&report.profile));
     ExitCode::SUCCESS
 }
 

@@ -1,13 +1,14 @@
 //! `pel replay`: executes every captured block of a folder, checks it against
 //! its real header, and reports time, throughput and checks per block.
 
+use crate::profile::ProfileSummary;
 use crate::{
     checks::{check_block, Checks},
     load::{self, LoadError},
 };
 use pel_executor::{
-    execute_block, sequential::ExecOptions, BlockOutput, ChainConfig, CodeCache, ExecError,
-    ParallelExecutor,
+    execute_block, sequential::ExecOptions, BlockOutput, BlockProfile, ChainConfig, CodeCache,
+    ExecError, ParallelExecutor,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -24,6 +25,10 @@ pub struct ReplayOptions {
     pub runs: usize,
     /// Analysed code shared by every block of the replay.
     pub code_cache: Arc<CodeCache>,
+    /// Profile every block's conflicts with this executor (the parallel one
+    /// when it is set: its timed run records the profile; blocks it ran
+    /// sequentially get an extra, untimed, forced parallel run).
+    pub profiler: Option<Arc<ParallelExecutor>>,
 }
 
 impl ReplayOptions {
@@ -34,6 +39,7 @@ impl ReplayOptions {
             parallel: None,
             runs: 1,
             code_cache: Arc::default(),
+            profiler: None,
         }
     }
 }
@@ -63,6 +69,9 @@ pub struct BlockReport {
     pub reexecutions: Option<usize>,
     /// Validations that failed in the parallel run.
     pub validation_failures: Option<usize>,
+    /// The block's conflict profile (`--profile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<BlockProfile>,
     /// What went wrong, one line each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
@@ -87,6 +96,9 @@ pub struct Summary {
     pub speedup: Option<f64>,
     /// Sequential throughput in Mgas/s.
     pub sequential_mgas_per_s: f64,
+    /// Bounds and hot contracts across the profiled blocks (`--profile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ProfileSummary>,
 }
 
 /// The whole report.
@@ -117,6 +129,7 @@ pub fn replay_block(
         speedup: None,
         reexecutions: None,
         validation_failures: None,
+        profile: None,
         errors: Vec::new(),
     };
     let block = match load::load_block(block_dir, block_hashes, &options.chain) {
@@ -155,12 +168,26 @@ pub fn replay_block(
     report.checks = check_block(&block, fork.spec(), &output, &mut report.errors);
     report.valid = report.checks.all_pass();
 
+    let profiling = options.profiler.is_some();
     if let Some(executor) = &options.parallel {
-        let parallel =
-            || executor.execute_block(&block.pre_state, &block.input, &options.chain, exec.clone());
+        let parallel = || {
+            if profiling {
+                executor.execute_block_profiled(
+                    &block.pre_state,
+                    &block.input,
+                    &options.chain,
+                    exec.clone(),
+                )
+            } else {
+                executor
+                    .execute_block(&block.pre_state, &block.input, &options.chain, exec.clone())
+                    .map(|(output, stats)| (output, stats, None))
+            }
+        };
         let (result, ms) = timed(options.runs, parallel);
         match result {
-            Ok((par, stats)) => {
+            Ok((par, stats, profile)) => {
+                report.profile = profile;
                 report.parallel_ms = Some(ms);
                 report.speedup = Some(report.sequential_ms.unwrap_or_default() / ms.max(1e-9));
                 report.reexecutions = Some(stats.reexecutions);
@@ -177,6 +204,23 @@ pub fn replay_block(
                 report
                     .errors
                     .push(format!("parallel execution failed: {e}"));
+            }
+        }
+    }
+    if let (Some(profiler), None) = (&options.profiler, &report.profile) {
+        match profiler.profile_block(&block.pre_state, &block.input, &options.chain, exec) {
+            Ok((par, _, profile)) => {
+                report.profile = Some(profile);
+                if let Some(difference) = first_difference(&output, &par) {
+                    report.valid = false;
+                    report.errors.push(format!(
+                        "profiling run differs from sequential: {difference}"
+                    ));
+                }
+            }
+            Err(e) => {
+                report.valid = false;
+                report.errors.push(format!("profiling run failed: {e}"));
             }
         }
     }
@@ -309,6 +353,9 @@ impl Report {
             parallel_ms,
             speedup: parallel_ms.map(|p| sequential_ms / p.max(1e-9)),
             sequential_mgas_per_s: mgas_per_s(gas_used, sequential_ms),
+            profile: ProfileSummary::from_profiles(
+                blocks.iter().filter_map(|b| b.profile.as_ref()),
+            ),
         };
         Report { blocks, summary }
     }
