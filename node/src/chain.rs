@@ -12,8 +12,8 @@ use alloy_consensus::{Block, BlockBody, Header, ReceiptEnvelope, TxEnvelope};
 use alloy_primitives::{Bloom, B256};
 use alloy_rlp::{Decodable, Encodable};
 use pel_executor::{
-    receipt::receipts_root, sequential::ExecOptions, BlockInput, BlockOutput, ChainConfig,
-    CodeCache, ExecError, Ommer, ParallelExecutor, ParallelStats, PreparedTx, SpecId,
+    receipt::receipts_root, sequential::ExecOptions, BlockInput, BlockOutput, BlockProfile,
+    ChainConfig, CodeCache, ExecError, Ommer, ParallelExecutor, ParallelStats, PreparedTx, SpecId,
 };
 use pel_state::{BlockRecord, RocksStore, StateError, StateReader, StoreOptions};
 use rayon::prelude::*;
@@ -120,6 +120,14 @@ pub struct ImportStats {
     pub commit_s: f64,
     /// Aborted incarnations in the parallel executor.
     pub reexecutions: usize,
+    /// Validations that found a changed read.
+    pub validation_failures: usize,
+    /// The block ran through the parallel phase.
+    pub parallel: bool,
+    /// The serial work of the transactions, in seconds: the sum of their
+    /// final incarnations' times when the block ran in parallel, else the
+    /// execution time.
+    pub work_s: f64,
 }
 
 /// A chain stored in a data dir.
@@ -339,36 +347,7 @@ impl Chain {
         validate::validate_header(&self.config, &self.head_header, header).map_err(invalid)?;
         validate::validate_body(&self.config, &block).map_err(invalid)?;
         let spec = self.config.spec_at(number, header.timestamp);
-        // Sender recovery dominates validation: spread it over the cores.
-        let transactions = block
-            .body
-            .transactions
-            .par_iter()
-            .enumerate()
-            .map(|(index, tx)| {
-                PreparedTx::recover(tx, None, spec < SpecId::HOMESTEAD).map_err(|e| {
-                    ImportError::Transaction {
-                        number,
-                        index,
-                        reason: e.to_string(),
-                    }
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let input = BlockInput {
-            header: header.clone(),
-            transactions,
-            withdrawals: block.body.withdrawals.clone().map(|w| w.into_inner()),
-            ommers: block
-                .body
-                .ommers
-                .iter()
-                .map(|o| Ommer {
-                    number: o.number,
-                    beneficiary: o.beneficiary,
-                })
-                .collect(),
-        };
+        let input = self.block_input(&block, spec)?;
         let validated = Instant::now();
         let (output, stats) = self.execute(&input)?;
         let executed = Instant::now();
@@ -410,7 +389,95 @@ impl Chain {
             root_s: (rooted - executed).as_secs_f64(),
             commit_s: (committed - rooted).as_secs_f64(),
             reexecutions: stats.reexecutions,
+            validation_failures: stats.validation_failures,
+            parallel: stats.parallel && !stats.fell_back,
+            work_s: work_seconds(&stats, (executed - validated).as_secs_f64()),
         })
+    }
+
+    /// The executor's input for `block`: senders recovered in parallel.
+    fn block_input(
+        &self,
+        block: &Block<TxEnvelope>,
+        spec: SpecId,
+    ) -> Result<BlockInput, ImportError> {
+        let header = &block.header;
+        let number = header.number;
+        // Sender recovery dominates validation: spread it over the cores.
+        let transactions = block
+            .body
+            .transactions
+            .par_iter()
+            .enumerate()
+            .map(|(index, tx)| {
+                PreparedTx::recover(tx, None, spec < SpecId::HOMESTEAD).map_err(|e| {
+                    ImportError::Transaction {
+                        number,
+                        index,
+                        reason: e.to_string(),
+                    }
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let input = BlockInput {
+            header: header.clone(),
+            transactions,
+            withdrawals: block.body.withdrawals.clone().map(|w| w.into_inner()),
+            ommers: block
+                .body
+                .ommers
+                .iter()
+                .map(|o| Ommer {
+                    number: o.number,
+                    beneficiary: o.beneficiary,
+                })
+                .collect(),
+        };
+        Ok(input)
+    }
+
+    /// The conflict profile of committed block `number`, re-executed on its
+    /// parent's state (needs the parent's history, see `--history`).
+    pub fn profile(&self, number: u64) -> Result<BlockProfile, ImportError> {
+        if number == 0 {
+            return Err(ImportError::Decode(
+                "block 0 is the genesis state: it has no transactions to profile".into(),
+            ));
+        }
+        let block = stored_block(&self.store, number)?;
+        let spec = self.config.spec_at(number, block.header.timestamp);
+        let input = self.block_input(&block, spec)?;
+        let parent = self.store.at_block(number - 1)?;
+        let options = ExecOptions {
+            rewards: true,
+            code_cache: Some(self.code_cache.clone()),
+        };
+        let single;
+        let executor = match &self.executor {
+            Some(executor) => executor.as_ref(),
+            None => {
+                single =
+                    ParallelExecutor::new(1).map_err(|e| ImportError::Decode(e.to_string()))?;
+                &single
+            }
+        };
+        let (output, _, profile) = executor
+            .profile_block(parent, &input, &self.config, options)
+            .map_err(ImportError::Exec)?;
+        if output.gas_used != block.header.gas_used {
+            return Err(ImportError::Mismatch {
+                number,
+                what: "gas used on re-execution",
+                expected: block.header.gas_used.to_string(),
+                got: output.gas_used.to_string(),
+            });
+        }
+        Ok(profile)
+    }
+
+    /// Worker threads of the executor (1 when blocks run sequentially).
+    pub fn threads(&self) -> usize {
+        self.executor.as_ref().map_or(1, |e| e.threads())
     }
 
     /// Executes a block on the head state.
@@ -484,6 +551,16 @@ impl Chain {
 }
 
 /// Encodes a block for an import file.
+/// The serial work of a block: the parallel phase's summed incarnation times,
+/// or the execution time when the block ran sequentially.
+fn work_seconds(stats: &ParallelStats, execute_s: f64) -> f64 {
+    if stats.parallel && !stats.fell_back {
+        stats.work_ns as f64 / 1e9
+    } else {
+        execute_s
+    }
+}
+
 pub fn encode_block(block: &Block<TxEnvelope>) -> Vec<u8> {
     let mut out = Vec::new();
     block.encode(&mut out);
@@ -697,6 +774,9 @@ impl Chain {
                 root_s: (rooted - executed).as_secs_f64(),
                 commit_s: (committed - rooted).as_secs_f64(),
                 reexecutions: stats.reexecutions,
+                validation_failures: stats.validation_failures,
+                parallel: stats.parallel && !stats.fell_back,
+                work_s: work_seconds(&stats, (executed - start).as_secs_f64()),
             },
             senders: prepared.iter().map(|p| p.sender).collect(),
             block: Block { header, body },

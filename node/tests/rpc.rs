@@ -274,3 +274,97 @@ fn anvil_state_edits_take_effect() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn block_profile_and_execution_stats() {
+    let dir = common::temp_dir("rpc-profile");
+    let port = free_port();
+    let _node = start_node(&dir.join("data"), port, &["--no-mining"]);
+    let dev1 = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+    let dev2 = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
+    let fresh = |i: u8| format!("0x{}", hex_byte_address(0xa0 + i));
+    // Two independent transfers, and two from one sender (a nonce chain), all
+    // to fresh recipients.
+    for (i, from) in [DEV0, dev1, dev2, dev2].into_iter().enumerate() {
+        let to = fresh(i as u8);
+        let v = call(
+            port,
+            "eth_sendTransaction",
+            json!([{"from": from, "to": to, "value": "0x1"}]),
+        );
+        assert!(v["result"].is_string(), "{v}");
+    }
+    assert!(call(port, "evm_mine", json!([]))["result"].is_string());
+    let block = call(port, "eth_getBlockByNumber", json!(["latest", false]));
+    let hashes = block["result"]["transactions"].as_array().unwrap().clone();
+    assert_eq!(hashes.len(), 4, "{block}");
+    let senders: Vec<String> = hashes
+        .iter()
+        .map(|h| {
+            let tx = call(port, "eth_getTransactionByHash", json!([h]));
+            tx["result"]["from"].as_str().unwrap().to_lowercase()
+        })
+        .collect();
+
+    let v = call(port, "pel_blockProfile", json!(["latest"]));
+    let p = &v["result"];
+    assert_eq!(p["txs"], 4, "{v}");
+    assert_eq!(p["gas"], 4 * 21_000);
+    // Exactly one edge: dev2's second transaction on its first.
+    assert_eq!(p["edges"], 1, "{v}");
+    let deps: Vec<Vec<u64>> = serde_json::from_value(p["depends_on"].clone()).unwrap();
+    let (j, d) = deps
+        .iter()
+        .enumerate()
+        .find(|(_, d)| !d.is_empty())
+        .unwrap();
+    let i = d[0] as usize;
+    assert_eq!(d.len(), 1);
+    assert_eq!(senders[i], dev2.to_lowercase());
+    assert_eq!(senders[j], dev2.to_lowercase());
+    assert_eq!(p["hot"][0]["kind"], "nonce", "{v}");
+    assert_eq!(
+        p["hot"][0]["address"].as_str().unwrap().to_lowercase(),
+        dev2.to_lowercase()
+    );
+    // Bounds: 4 equal transactions, critical path 2 of them.
+    let unlimited = p["bounds"].as_array().unwrap().last().unwrap();
+    assert_eq!(unlimited["threads"], Value::Null);
+    assert_eq!(unlimited["by_gas"], 2.0);
+    // By number and by hash give the same graph.
+    let number = block["result"]["number"].clone();
+    let hash = block["result"]["hash"].clone();
+    for id in [number, hash] {
+        let again = call(port, "pel_blockProfile", json!([id]));
+        assert_eq!(again["result"]["depends_on"], p["depends_on"], "{again}");
+    }
+
+    // The genesis block and blocks beyond the head are errors, bad params -32602.
+    assert_eq!(
+        code(&call(port, "pel_blockProfile", json!(["earliest"]))),
+        -32000
+    );
+    assert_eq!(
+        code(&call(port, "pel_blockProfile", json!(["0x999"]))),
+        -32000
+    );
+    assert_eq!(
+        code(&call(port, "pel_blockProfile", json!(["nope"]))),
+        -32602
+    );
+
+    let stats = call(port, "pel_executionStats", json!([]));
+    let s = &stats["result"];
+    assert!(s["blocks"].as_u64().unwrap() >= 1, "{stats}");
+    assert!(s["txs"].as_u64().unwrap() >= 4, "{stats}");
+    assert!(s["gas"].as_u64().unwrap() >= 4 * 21_000, "{stats}");
+    assert!(s["execution_ms"].as_f64().unwrap() > 0.0, "{stats}");
+    assert!(s["speedup"].as_f64().unwrap() > 0.0, "{stats}");
+    assert!(s["threads"].as_u64().unwrap() >= 1, "{stats}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An address of twenty `byte`s, as hex without the prefix.
+fn hex_byte_address(byte: u8) -> String {
+    format!("{byte:02x}").repeat(20)
+}

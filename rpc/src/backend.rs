@@ -4,8 +4,9 @@
 
 use alloy_consensus::{Block, ReceiptEnvelope, TxEnvelope, TypedTransaction};
 use alloy_primitives::{Address, Signature, B256};
-use pel_executor::ChainConfig;
+use pel_executor::{BlockProfile, ChainConfig};
 use pel_state::{RocksStore, StateError};
+use serde::Serialize;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -79,6 +80,34 @@ pub struct PoolContent {
     pub queued: Vec<(Address, Vec<TxEnvelope>)>,
 }
 
+/// Running totals of the blocks a node executed (`pel_executionStats`).
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct ExecutionStats {
+    /// Worker threads of the parallel executor (1: sequential).
+    pub threads: usize,
+    /// Blocks executed since the node started.
+    pub blocks: u64,
+    /// Of those, blocks that ran through the parallel phase.
+    pub parallel_blocks: u64,
+    /// Transactions executed.
+    pub txs: u64,
+    /// Gas used.
+    pub gas: u64,
+    /// Wall time spent executing, in milliseconds.
+    pub execution_ms: f64,
+    /// Gas per second of execution time, in millions.
+    pub mgas_per_s: f64,
+    /// Serial work of the transactions, in milliseconds (summed final
+    /// incarnation times of parallel blocks; execution time of the others).
+    pub work_ms: f64,
+    /// Estimated speedup over sequential: serial work over execution time.
+    pub speedup: f64,
+    /// Aborted incarnations.
+    pub aborts: u64,
+    /// Validations that found a changed read.
+    pub validation_failures: u64,
+}
+
 /// The node as the RPC server sees it.
 pub trait Backend: Send + Sync + 'static {
     /// Chain configuration.
@@ -123,4 +152,9 @@ pub trait Backend: Send + Sync + 'static {
     fn automine(&self) -> bool;
     /// Chain events.
     fn subscribe(&self) -> broadcast::Receiver<ChainEvent>;
+    /// The conflict profile of committed block `number`, re-executed on its
+    /// parent's state.
+    fn block_profile(&self, number: u64) -> Result<BlockProfile, NodeError>;
+    /// Running totals of the blocks this node executed.
+    fn execution_stats(&self) -> ExecutionStats;
 }

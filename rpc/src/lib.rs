@@ -17,9 +17,12 @@ pub mod dev;
 pub mod error;
 pub mod eth;
 pub mod filters;
+pub mod pel;
 pub mod pubsub;
 
-pub use backend::{AccountEdit, Backend, ChainEvent, NodeError, PoolContent, StoredBlock};
+pub use backend::{
+    AccountEdit, Backend, ChainEvent, ExecutionStats, NodeError, PoolContent, StoredBlock,
+};
 use jsonrpsee::server::{BatchRequestConfig, RpcModule, Server, ServerConfig, ServerHandle};
 use std::{net::SocketAddr, sync::Arc};
 
@@ -112,6 +115,7 @@ fn module_with(
     eth::register(&mut module).map_err(|e| e.to_string())?;
     dev::register(&mut module).map_err(|e| e.to_string())?;
     pubsub::register(&mut module).map_err(|e| e.to_string())?;
+    pel::register(&mut module).map_err(|e| e.to_string())?;
     Ok(module)
 }
 

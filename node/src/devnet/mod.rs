@@ -13,15 +13,15 @@ pub mod pool;
 pub mod run;
 
 use crate::{
-    chain::{decode_receipts, stored_block, BlockAttrs, Chain},
+    chain::{decode_receipts, stored_block, BlockAttrs, Chain, ImportStats},
     genesis::GenesisSpec,
 };
 use alloy_consensus::{SignableTransaction, TxEnvelope, TypedTransaction};
 use alloy_primitives::{Address, Bytes, Signature, B256, U256};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
-use pel_executor::{ChainConfig, PreparedTx, SpecId};
-use pel_rpc::{Backend, ChainEvent, NodeError, PoolContent, StoredBlock};
+use pel_executor::{BlockProfile, ChainConfig, PreparedTx, SpecId};
+use pel_rpc::{Backend, ChainEvent, ExecutionStats, NodeError, PoolContent, StoredBlock};
 use pel_state::{RocksStore, StateReader};
 use pool::{AccountView, Pool, PoolConfig};
 use std::{
@@ -66,6 +66,8 @@ pub struct DevNode {
     /// Snapshots (`evm_snapshot`): id → head block number.
     snapshots: Mutex<std::collections::BTreeMap<u64, u64>>,
     mode: MiningMode,
+    /// Running totals for `pel_executionStats`.
+    stats: Mutex<ExecutionStats>,
 }
 
 impl std::fmt::Debug for DevNode {
@@ -134,6 +136,10 @@ impl DevNode {
         let store = chain.shared_store();
         let config = chain.config().clone();
         let next_block = next_block_of(&config, chain.head());
+        let stats = ExecutionStats {
+            threads: chain.threads(),
+            ..ExecutionStats::default()
+        };
         let pool = Pool::new(PoolConfig::new(config.chain_id, gas_limit));
         let (events, _) = broadcast::channel(4096);
         Arc::new(Self {
@@ -151,6 +157,7 @@ impl DevNode {
             snapshots: Mutex::new(std::collections::BTreeMap::new()),
             next_block: Mutex::new(next_block),
             mode,
+            stats: Mutex::new(stats),
         })
     }
 
@@ -217,6 +224,9 @@ impl DevNode {
             .map_err(|e| NodeError::server(format!("block building failed: {e}")))?;
         *Self::lock(&self.next_block)? = next_block_of(&self.config, chain.head());
         drop(chain);
+        if let Ok(mut stats) = self.stats.lock() {
+            record(&mut stats, &built.stats);
+        }
         let senders = built.senders;
         let stored = Arc::new(StoredBlock {
             hash: built.block.header.hash_slow(),
@@ -508,4 +518,32 @@ impl Backend for DevNode {
     fn subscribe(&self) -> broadcast::Receiver<ChainEvent> {
         self.events.subscribe()
     }
+
+    fn block_profile(&self, number: u64) -> Result<BlockProfile, NodeError> {
+        Self::lock(&self.chain)?
+            .profile(number)
+            .map_err(|e| NodeError::server(format!("cannot profile block {number}: {e}")))
+    }
+
+    fn execution_stats(&self) -> ExecutionStats {
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// Adds one executed block to the running totals.
+fn record(stats: &mut ExecutionStats, block: &ImportStats) {
+    stats.blocks += 1;
+    stats.parallel_blocks += u64::from(block.parallel);
+    stats.txs += block.txs as u64;
+    stats.gas += block.gas_used;
+    stats.execution_ms += block.execute_s * 1e3;
+    stats.work_ms += block.work_s * 1e3;
+    stats.aborts += block.reexecutions as u64;
+    stats.validation_failures += block.validation_failures as u64;
+    stats.mgas_per_s = crate::replay::mgas_per_s(stats.gas, stats.execution_ms);
+    stats.speedup = if stats.execution_ms > 0.0 {
+        stats.work_ms / stats.execution_ms
+    } else {
+        1.0
+    };
 }
