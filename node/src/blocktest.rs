@@ -106,6 +106,33 @@ pub fn run(
     }))
 }
 
+/// Parses a fixture file's text and decodes everything a test would import,
+/// without a data dir: genesis block, pre and post allocations, every block's
+/// RLP. Returns the number of blocks (the fuzz target's entry point).
+pub fn decode_fixture_bytes(text: &[u8]) -> Result<usize, String> {
+    let fixtures: BTreeMap<String, Fixture> =
+        serde_json::from_slice(text).map_err(|e| e.to_string())?;
+    let mut blocks = 0;
+    for fixture in fixtures.values() {
+        let _ = Fork::from_name(&fixture.network);
+        decode_block(&fixture.genesis_rlp).map_err(|e| format!("bad genesisRLP: {e}"))?;
+        let _ = alloc_root(&to_alloc(&fixture.pre)?);
+        if let Some(post) = &fixture.post_state {
+            to_alloc(post)?;
+        }
+        for block in &fixture.blocks {
+            blocks += 1;
+            if let Ok(bytes) = alloy_primitives::hex::decode(block.rlp.trim_start_matches("0x")) {
+                let _ = decode_block(&bytes);
+            }
+            if let Some(expect) = &block.expect_exception {
+                let _ = expected_classes(expect);
+            }
+        }
+    }
+    Ok(blocks)
+}
+
 /// Runs the tests of one file; a malformed file counts as one failure.
 pub fn run_file(path: &Path, executor: Option<Arc<ParallelExecutor>>, scratch: &Path) -> Outcome {
     let mut outcome = Outcome::default();

@@ -104,6 +104,16 @@ pub fn from_file(path: &Path) -> Result<GenesisSpec, GenesisError> {
     from_geth(&genesis)
 }
 
+/// Parses a geth-style genesis from its JSON text (`source` names it in errors).
+pub fn from_json(text: &[u8], source: &Path) -> Result<GenesisSpec, GenesisError> {
+    let genesis: alloy_genesis::Genesis =
+        serde_json::from_slice(text).map_err(|e| GenesisError::Json {
+            path: source.to_path_buf(),
+            source: e,
+        })?;
+    from_geth(&genesis)
+}
+
 /// Converts a parsed geth genesis.
 pub fn from_geth(genesis: &alloy_genesis::Genesis) -> Result<GenesisSpec, GenesisError> {
     let chain = chain_config(&genesis.config)?;

@@ -25,6 +25,82 @@ struct Cli {
     command: Command,
 }
 
+/// Limits of `pel node` (defaults in brackets); see the README.
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Largest JSON-RPC request body in bytes [5 MiB].
+    #[arg(long)]
+    max_request_bytes: Option<u32>,
+    /// Largest response body in bytes [50 MiB].
+    #[arg(long)]
+    max_response_bytes: Option<u32>,
+    /// Most calls in one batch [100].
+    #[arg(long)]
+    max_batch: Option<u32>,
+    /// Most open connections [1000].
+    #[arg(long)]
+    max_connections: Option<u32>,
+    /// Most subscriptions per WebSocket connection [256].
+    #[arg(long)]
+    max_subscriptions: Option<u32>,
+    /// Most installed filters [1024].
+    #[arg(long)]
+    max_filters: Option<usize>,
+    /// Widest `eth_getLogs` block range [10000].
+    #[arg(long)]
+    logs_max_range: Option<u64>,
+    /// Most logs one `eth_getLogs` returns [20000].
+    #[arg(long)]
+    logs_max_results: Option<usize>,
+    /// Gas cap of `eth_call`/`eth_estimateGas` [50000000].
+    #[arg(long)]
+    call_gas_cap: Option<u64>,
+    /// Timeout of `eth_call`/`eth_estimateGas`, in milliseconds [5000].
+    #[arg(long)]
+    call_timeout_ms: Option<u64>,
+    /// Most blocks one `evm_mine`/`anvil_mine` may mine [10000].
+    #[arg(long)]
+    max_mine_blocks: Option<u64>,
+    /// Largest raw transaction in bytes [131072].
+    #[arg(long)]
+    max_tx_bytes: Option<usize>,
+    /// Most pooled transactions per sender [4096].
+    #[arg(long)]
+    pool_max_per_sender: Option<usize>,
+    /// Most pooled transactions in total [100000].
+    #[arg(long)]
+    pool_max_total: Option<usize>,
+}
+
+impl LimitArgs {
+    /// The RPC limits and the pool's per-sender and total bounds.
+    fn resolve(&self) -> (pel_rpc::Limits, usize, usize) {
+        let d = pel_rpc::Limits::default();
+        let node = pel_node::devnet::run::NodeOptions::default();
+        let limits = pel_rpc::Limits {
+            max_request_bytes: self.max_request_bytes.unwrap_or(d.max_request_bytes),
+            max_response_bytes: self.max_response_bytes.unwrap_or(d.max_response_bytes),
+            max_batch: self.max_batch.unwrap_or(d.max_batch),
+            max_connections: self.max_connections.unwrap_or(d.max_connections),
+            max_subscriptions: self.max_subscriptions.unwrap_or(d.max_subscriptions),
+            max_filters: self.max_filters.unwrap_or(d.max_filters),
+            max_log_range: self.logs_max_range.unwrap_or(d.max_log_range),
+            max_logs: self.logs_max_results.unwrap_or(d.max_logs),
+            call_gas_cap: self.call_gas_cap.unwrap_or(d.call_gas_cap),
+            call_timeout: self
+                .call_timeout_ms
+                .map_or(d.call_timeout, std::time::Duration::from_millis),
+            max_mine_blocks: self.max_mine_blocks.unwrap_or(d.max_mine_blocks),
+            max_tx_bytes: self.max_tx_bytes.unwrap_or(d.max_tx_bytes),
+        };
+        (
+            limits,
+            self.pool_max_per_sender.unwrap_or(node.pool_max_per_sender),
+            self.pool_max_total.unwrap_or(node.pool_max_total),
+        )
+    }
+}
+
 /// Arguments of `pel replay`.
 #[derive(clap::Args)]
 struct ReplayArgs {
@@ -124,6 +200,8 @@ enum Command {
         /// Start from a geth-style genesis file instead of dev accounts.
         #[arg(long)]
         genesis: Option<PathBuf>,
+        #[command(flatten)]
+        limits: Box<LimitArgs>,
     },
     /// Create a data dir from a geth-style genesis file.
     Init {
@@ -246,7 +324,9 @@ fn main() -> ExitCode {
             threads,
             hardfork,
             genesis,
+            limits,
         } => {
+            let (limits, pool_max_per_sender, pool_max_total) = limits.resolve();
             let options = pel_node::devnet::run::NodeOptions {
                 host,
                 port,
@@ -261,6 +341,9 @@ fn main() -> ExitCode {
                 threads,
                 hardfork,
                 genesis,
+                limits,
+                pool_max_per_sender,
+                pool_max_total,
             };
             match pel_node::devnet::run::run(options) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -256,6 +256,33 @@ fn run_file_with(path: &Path, parallel: &[ParallelExecutor]) -> Outcome {
     outcome
 }
 
+/// Parses a fixture file's text and prepares every case without executing
+/// it: pre-state, block environment, and the decoded and recovered
+/// transaction. Returns the number of cases (the fuzz target's entry point).
+pub fn prepare_fixture_bytes(text: &[u8]) -> Result<usize, String> {
+    let fixtures: BTreeMap<String, Fixture> =
+        serde_json::from_slice(text).map_err(|e| e.to_string())?;
+    let mut cases = 0;
+    for fixture in fixtures.values() {
+        let pre = build_pre_state(fixture)?;
+        let _ = pre.state_root();
+        for (fork_name, entries) in &fixture.post {
+            let Some(fork) = Fork::from_name(fork_name) else {
+                continue;
+            };
+            let _ = envs(&fixture.env, fork);
+            for entry in entries {
+                cases += 1;
+                let mut raw = entry.txbytes.as_ref();
+                if let Ok(envelope) = TxEnvelope::decode_2718(&mut raw) {
+                    let _ = PreparedTx::recover(&envelope, None, fork.spec() < SpecId::HOMESTEAD);
+                }
+            }
+        }
+    }
+    Ok(cases)
+}
+
 fn build_pre_state(fixture: &Fixture) -> Result<InMemoryState, String> {
     let mut state = InMemoryState::new();
     for (address, account) in &fixture.pre {

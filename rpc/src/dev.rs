@@ -12,6 +12,17 @@ use alloy_primitives::{Address, Bytes, B256, U256, U64};
 use jsonrpsee::RpcModule;
 use serde_json::{json, Map, Value};
 
+/// Refuses to mine more blocks in one call than the limit allows.
+fn check_mine_blocks(ctx: &Ctx, blocks: u64) -> RpcResult<()> {
+    if blocks > ctx.limits.max_mine_blocks {
+        return Err(crate::error::limit(format!(
+            "cannot mine {blocks} blocks in one call; the limit is {}",
+            ctx.limits.max_mine_blocks
+        )));
+    }
+    Ok(())
+}
+
 /// Registers the dev and txpool methods.
 pub fn register(module: &mut RpcModule<Ctx>) -> Result<(), jsonrpsee::core::RegisterMethodError> {
     module.register_blocking_method("evm_mine", |params, ctx, _| -> RpcResult<String> {
@@ -28,6 +39,7 @@ pub fn register(module: &mut RpcModule<Ctx>) -> Result<(), jsonrpsee::core::Regi
                 Some(value_u64(v).ok_or_else(|| invalid_params("bad timestamp"))?),
             ),
         };
+        check_mine_blocks(&ctx, blocks)?;
         ctx.backend.mine(blocks.max(1), timestamp)?;
         Ok("0x0".into())
     })?;
@@ -35,6 +47,7 @@ pub fn register(module: &mut RpcModule<Ctx>) -> Result<(), jsonrpsee::core::Regi
     module.register_blocking_method("anvil_mine", |params, ctx, _| -> RpcResult<Value> {
         let (blocks, interval): (Option<U256>, Option<U256>) = crate::eth::parse(&params)?;
         let blocks = blocks.map_or(1, |b| b.saturating_to::<u64>()).max(1);
+        check_mine_blocks(&ctx, blocks)?;
         if let Some(interval) = interval {
             ctx.backend.increase_time(interval.saturating_to());
         }

@@ -243,6 +243,25 @@ fn run_call(
     simulate(state, backend.chain(), &header, env, options).map_err(|e| server(e.to_string()))
 }
 
+/// Runs a simulation on a blocking thread; the client gets geth's timeout
+/// error once `call_timeout` passes (the simulation itself is bounded by the
+/// gas cap and finishes in the background).
+async fn with_timeout<T: Send + 'static>(
+    ctx: Arc<Ctx>,
+    f: impl FnOnce(&Ctx) -> RpcResult<T> + Send + 'static,
+) -> RpcResult<T> {
+    let timeout = ctx.limits.call_timeout;
+    let task = tokio::task::spawn_blocking(move || f(&ctx));
+    match tokio::time::timeout(timeout, task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => Err(server(format!("execution failed: {e}"))),
+        Err(_) => Err(server(format!(
+            "execution aborted (timeout = {}ms)",
+            timeout.as_millis()
+        ))),
+    }
+}
+
 fn call_output(result: ExecutionResult) -> RpcResult<Bytes> {
     match result {
         ExecutionResult::Success { output, .. } => Ok(output.into_data()),
@@ -577,36 +596,39 @@ pub fn register(module: &mut RpcModule<Ctx>) -> Result<(), jsonrpsee::core::Regi
         let state = ctx.backend.store().at_block(n).map_err(server)?;
         Ok(B256::from(state.storage(&address, &slot).map_err(server)?))
     })?;
-    module.register_blocking_method("eth_call", |params, ctx, _| -> RpcResult<Bytes> {
+    module.register_async_method("eth_call", |params, ctx, _| async move {
         let (request, at, overrides, block_overrides): (
             TransactionRequest,
             Option<BlockId>,
             Option<StateOverride>,
             Option<BlockOverrides>,
         ) = parse(&params)?;
-        call_output(run_call(
-            &ctx,
-            &request,
-            at,
-            overrides,
-            block_overrides,
-            None,
-        )?)
+        with_timeout(ctx, move |ctx| {
+            call_output(run_call(
+                ctx,
+                &request,
+                at,
+                overrides,
+                block_overrides,
+                None,
+            )?)
+        })
+        .await
     })?;
-    module.register_blocking_method("eth_estimateGas", |params, ctx, _| -> RpcResult<U64> {
+    module.register_async_method("eth_estimateGas", |params, ctx, _| async move {
         let (request, at, overrides): (TransactionRequest, Option<BlockId>, Option<StateOverride>) =
             parse(&params)?;
-        estimate(&ctx, &request, at, overrides)
+        with_timeout(ctx, move |ctx| estimate(ctx, &request, at, overrides)).await
     })?;
-    module.register_blocking_method(
-        "eth_createAccessList",
-        |params, ctx, _| -> RpcResult<serde_json::Value> {
-            let (request, at): (TransactionRequest, Option<BlockId>) = parse(&params)?;
-            let result = run_call(&ctx, &request, at, None, None, None)?;
+    module.register_async_method("eth_createAccessList", |params, ctx, _| async move {
+        let (request, at): (TransactionRequest, Option<BlockId>) = parse(&params)?;
+        with_timeout(ctx, move |ctx| {
+            let result = run_call(ctx, &request, at, None, None, None)?;
             let gas = result.tx_gas_used();
             Ok(serde_json::json!({ "accessList": [], "gasUsed": U64::from(gas) }))
-        },
-    )?;
+        })
+        .await
+    })?;
     module.register_async_method("eth_sendRawTransaction", |params, ctx, _| async move {
         let (raw,): (Bytes,) = parse(&params)?;
         if raw.len() > ctx.limits.max_tx_bytes {

@@ -49,6 +49,12 @@ pub struct Limits {
     pub max_filters: usize,
     /// Largest raw transaction, bytes.
     pub max_tx_bytes: usize,
+    /// Longest `eth_call`, `eth_estimateGas` or `eth_createAccessList`
+    /// before the client gets a timeout error (the execution itself stays
+    /// bounded by the gas cap).
+    pub call_timeout: std::time::Duration,
+    /// Most blocks one `evm_mine`/`anvil_mine` may ask for.
+    pub max_mine_blocks: u64,
 }
 
 impl Default for Limits {
@@ -64,6 +70,8 @@ impl Default for Limits {
             call_gas_cap: 50_000_000,
             max_filters: 1024,
             max_tx_bytes: 128 * 1024,
+            call_timeout: std::time::Duration::from_secs(5),
+            max_mine_blocks: 10_000,
         }
     }
 }

@@ -130,9 +130,10 @@ impl DevNode {
     pub fn new(
         chain: Chain,
         signers: Vec<PrivateKeySigner>,
-        gas_limit: u64,
+        pool: PoolConfig,
         mode: MiningMode,
     ) -> Arc<Self> {
+        let gas_limit = pool.block_gas_limit;
         let store = chain.shared_store();
         let config = chain.config().clone();
         let next_block = next_block_of(&config, chain.head());
@@ -140,7 +141,7 @@ impl DevNode {
             threads: chain.threads(),
             ..ExecutionStats::default()
         };
-        let pool = Pool::new(PoolConfig::new(config.chain_id, gas_limit));
+        let pool = Pool::new(pool);
         let (events, _) = broadcast::channel(4096);
         Arc::new(Self {
             store,

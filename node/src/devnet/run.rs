@@ -4,6 +4,7 @@
 use super::{accounts, dev_genesis, DevNode, MiningMode};
 use crate::chain::Chain;
 use alloy_primitives::U256;
+use alloy_signer_local::PrivateKeySigner;
 use pel_executor::{Fork, ParallelExecutor};
 use pel_state::StoreOptions;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
@@ -37,6 +38,37 @@ pub struct NodeOptions {
     pub hardfork: String,
     /// Genesis file instead of dev accounts.
     pub genesis: Option<PathBuf>,
+    /// What one client may ask of the RPC server.
+    pub limits: pel_rpc::Limits,
+    /// Most pooled transactions of one sender.
+    pub pool_max_per_sender: usize,
+    /// Most pooled transactions in total.
+    pub pool_max_total: usize,
+}
+
+impl Default for NodeOptions {
+    /// The defaults of `pel node` (anvil's where anvil has the flag).
+    fn default() -> Self {
+        let pool = super::pool::PoolConfig::new(31337, 30_000_000);
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8545,
+            datadir: PathBuf::from("pel-data"),
+            accounts: 10,
+            balance_eth: 10_000,
+            mnemonic: accounts::DEFAULT_MNEMONIC.into(),
+            chain_id: 31337,
+            gas_limit: 30_000_000,
+            block_time: None,
+            no_mining: false,
+            threads: None,
+            hardfork: "Osaka".into(),
+            genesis: None,
+            limits: pel_rpc::Limits::default(),
+            pool_max_per_sender: pool.max_per_sender,
+            pool_max_total: pool.max_total,
+        }
+    }
 }
 
 fn fork_named(name: &str) -> Result<Fork, String> {
@@ -50,8 +82,27 @@ fn fork_named(name: &str) -> Result<Fork, String> {
         })
 }
 
-/// Opens the data dir or creates the chain, then serves until interrupted.
-pub fn run(options: NodeOptions) -> Result<(), String> {
+/// A node opened on its data dir, before the miner and server start.
+pub struct OpenedNode {
+    /// The node.
+    pub node: Arc<DevNode>,
+    /// Dev account keys.
+    pub signers: Vec<PrivateKeySigner>,
+    /// Executor threads.
+    pub threads: usize,
+    /// Mining mode.
+    pub mode: MiningMode,
+    /// The fork named by `--hardfork`.
+    pub fork: Fork,
+    /// Head block when opened.
+    pub head: u64,
+    /// Chain id.
+    pub chain_id: u64,
+}
+
+/// Opens the data dir (or creates the chain) and the node on it, without
+/// starting the miner thread or the server.
+pub fn open_node(options: &NodeOptions) -> Result<OpenedNode, String> {
     let fork = fork_named(&options.hardfork)?;
     let signers = accounts::derive(&options.mnemonic, options.accounts)?;
     let addresses: Vec<_> = signers.iter().map(|s| s.address()).collect();
@@ -112,7 +163,33 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         (false, Some(secs)) => MiningMode::Interval(secs),
         (false, None) => MiningMode::Auto,
     };
-    let node = DevNode::new(chain, signers.clone(), gas_limit, mode);
+    let mut pool = super::pool::PoolConfig::new(chain.config().chain_id, gas_limit);
+    pool.max_per_sender = options.pool_max_per_sender;
+    pool.max_total = options.pool_max_total;
+    pool.max_tx_bytes = options.limits.max_tx_bytes;
+    let node = DevNode::new(chain, signers.clone(), pool, mode);
+    Ok(OpenedNode {
+        node,
+        signers,
+        threads,
+        mode,
+        fork,
+        head,
+        chain_id,
+    })
+}
+
+/// Opens the data dir or creates the chain, then serves until interrupted.
+pub fn run(options: NodeOptions) -> Result<(), String> {
+    let OpenedNode {
+        node,
+        signers,
+        threads,
+        mode,
+        fork,
+        head,
+        chain_id,
+    } = open_node(&options)?;
     let addr: SocketAddr = format!("{}:{}", options.host, options.port)
         .parse()
         .map_err(|e| format!("bad listen address {}:{}: {e}", options.host, options.port))?;
@@ -123,7 +200,7 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
         let backend: Arc<dyn pel_rpc::Backend> = node.clone();
-        let (handle, bound) = pel_rpc::start(backend, addr, pel_rpc::Limits::default()).await?;
+        let (handle, bound) = pel_rpc::start(backend, addr, options.limits).await?;
         let miner = node.clone();
         std::thread::Builder::new()
             .name("pel-miner".into())
