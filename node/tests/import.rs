@@ -29,30 +29,6 @@ fn fresh_copy(dir: &Path, spec: &SynthSpec) -> Chain {
     Chain::init(dir, &genesis, StoreOptions::default()).unwrap()
 }
 
-/// Every block up to the head is whole (header, body, receipts, indices), nothing
-/// lies beyond it, and the head's root equals the plain-state recomputation.
-fn check_whole(chain: &Chain) {
-    let store = chain.store();
-    let head = store.head().unwrap();
-    assert_eq!(store.plain_state_root().unwrap(), head.state_root);
-    for n in 0..=head.number {
-        let block = chain::stored_block(store, n).unwrap();
-        let hash = block.header.hash_slow();
-        assert_eq!(store.block_hash(n).unwrap(), Some(hash));
-        assert_eq!(store.block_number(&hash).unwrap(), Some(n));
-        let receipts = chain::decode_receipts(&store.receipts(n).unwrap().unwrap()).unwrap();
-        assert_eq!(receipts.len(), block.body.transactions.len());
-        for (i, tx) in block.body.transactions.iter().enumerate() {
-            assert_eq!(
-                store.transaction_location(tx.tx_hash()).unwrap(),
-                Some((n, i as u32))
-            );
-        }
-    }
-    assert!(store.header(head.number + 1).unwrap().is_none());
-    assert!(store.block_hash(head.number + 1).unwrap().is_none());
-}
-
 #[test]
 fn export_then_import_reproduces_the_chain_and_rejects_bad_blocks() {
     let dir = common::temp_dir("import-roundtrip");
@@ -79,12 +55,12 @@ fn export_then_import_reproduces_the_chain_and_rejects_bad_blocks() {
     assert!(err.to_string().contains("unknown parent"), "{err}");
     // Garbage bytes.
     assert!(copy.import_rlp(&[0xc3, 0x01, 0x02]).is_err());
-    check_whole(&copy);
+    common::check_whole(copy.store());
     for raw in &blocks {
         copy.import_rlp(raw).unwrap();
     }
     assert_eq!(copy.store().head().unwrap(), source.store().head().unwrap());
-    check_whole(&copy);
+    common::check_whole(copy.store());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -116,12 +92,12 @@ fn a_fork_from_an_earlier_block_reorganises_and_a_bad_one_changes_nothing() {
     bad.header.state_root = alloy_primitives::B256::repeat_byte(3);
     assert!(c.import(bad).is_err());
     assert_eq!(c.store().head().unwrap(), a.store().head().unwrap());
-    check_whole(&c);
+    common::check_whole(c.store());
     for raw in &b_blocks {
         c.import_rlp(raw).unwrap();
     }
     assert_eq!(c.store().head().unwrap(), b_head);
-    check_whole(&c);
+    common::check_whole(c.store());
     // State matches B's for every account the blocks touched.
     for i in 0..200 {
         let address = synth::plain_account(i);
@@ -241,7 +217,7 @@ fn sigkill_during_import_always_reopens_at_a_whole_block() {
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
         let chain = Chain::open(&dir.join("b"), StoreOptions::default()).unwrap();
-        check_whole(&chain);
+        common::check_whole(chain.store());
         heads.push(chain.head().number);
         if chain.head().number == target_head.number {
             // Start over so later kills land mid-import again.
@@ -269,7 +245,7 @@ fn sigkill_during_import_always_reopens_at_a_whole_block() {
     assert!(status.success());
     let chain = Chain::open(&dir.join("b"), StoreOptions::default()).unwrap();
     assert_eq!(chain.store().head().unwrap(), target_head);
-    check_whole(&chain);
+    common::check_whole(chain.store());
     eprintln!("heads after each kill: {heads:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
