@@ -2,7 +2,7 @@
 
 use crate::{PreparedTx, TxReceipt};
 use alloy_consensus::Header;
-use alloy_eips::eip4895::Withdrawal;
+use alloy_eips::{eip4895::Withdrawal, eip7685::Requests};
 use alloy_primitives::{Address, Bloom};
 use pel_state::StateDiff;
 
@@ -29,6 +29,11 @@ pub struct BlockInput {
 }
 
 impl BlockOutput {
+    /// The header's `requestsHash` this block must carry (Prague on).
+    pub fn requests_hash(&self) -> Option<alloy_primitives::B256> {
+        self.requests.as_ref().map(Requests::requests_hash)
+    }
+
     /// Union of every receipt's bloom (the header's `logsBloom`). Computed on
     /// demand: blooms cost a keccak per address and topic, and execution itself
     /// never needs them.
@@ -53,4 +58,6 @@ pub struct BlockOutput {
     pub blob_gas_used: u64,
     /// What the block changed.
     pub diff: StateDiff,
+    /// The block's EIP-7685 requests (Prague on; `None` before).
+    pub requests: Option<Requests>,
 }

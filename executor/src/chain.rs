@@ -4,6 +4,7 @@
 //! timestamp. Mainnet's schedule is built in ([`ChainConfig::mainnet`]); other
 //! chains (devnets, the official tests) supply their own.
 
+use alloy_primitives::Address;
 use revm::primitives::hardfork::SpecId;
 use serde::{Deserialize, Serialize};
 
@@ -152,6 +153,14 @@ pub struct ChainConfig {
     pub times: Vec<(Fork, u64)>,
     /// Blob parameter schedule, sorted by timestamp.
     pub blob_schedule: Vec<BlobParams>,
+    /// The deposit contract whose logs are EIP-6110 deposit requests (Prague on).
+    #[serde(default = "mainnet_deposit_contract")]
+    pub deposit_contract: Address,
+}
+
+/// Mainnet's deposit contract (also the official tests' chains).
+fn mainnet_deposit_contract() -> Address {
+    alloy_eips::eip6110::MAINNET_DEPOSIT_CONTRACT_ADDRESS
 }
 
 impl ChainConfig {
@@ -200,6 +209,7 @@ impl ChainConfig {
                     max_blobs_per_block: 21,
                 },
             ],
+            deposit_contract: mainnet_deposit_contract(),
         }
     }
 
@@ -229,6 +239,7 @@ impl ChainConfig {
                 update_fraction: fraction,
                 max_blobs_per_block: max,
             }],
+            deposit_contract: mainnet_deposit_contract(),
         }
     }
 

@@ -37,6 +37,15 @@ pub enum ExecError {
         /// What went wrong.
         reason: String,
     },
+    /// The block's EIP-7685 requests could not be collected (a malformed
+    /// deposit log makes the block invalid).
+    #[error("block {block}: invalid requests: {reason}")]
+    Requests {
+        /// Block number.
+        block: u64,
+        /// What went wrong.
+        reason: String,
+    },
     /// Reading state failed.
     #[error("block {block}: state read failed: {source}")]
     State {

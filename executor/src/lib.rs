@@ -18,6 +18,7 @@ pub mod mv_memory;
 pub mod parallel;
 pub mod profile;
 pub mod receipt;
+pub mod requests;
 pub mod scheduler;
 pub mod sequential;
 pub mod system;

@@ -388,13 +388,14 @@ impl ParallelExecutor {
             blob_gas += tx.env.blob_hashes.len() as u64 * alloy_eips::eip4844::DATA_GAS_PER_BLOB;
             receipts.push(make_receipt(tx.tx_type, result, cumulative_gas));
         }
-        let state = finish_block(evm, block, spec, &options)?;
+        let (state, requests) = finish_block(evm, block, chain, spec, &options, &receipts)?;
         Ok((
             BlockOutput {
                 gas_used: cumulative_gas,
                 blob_gas_used: blob_gas,
                 receipts,
                 diff: state.into_diff(),
+                requests,
             },
             stats,
             profile,

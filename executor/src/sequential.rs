@@ -8,8 +8,9 @@ use crate::{
     block_state::BlockState,
     error::{DbError, ExecError},
     receipt::TxReceipt,
-    system, ChainConfig, CodeCache,
+    requests, system, ChainConfig, CodeCache,
 };
+use alloy_eips::eip7685::Requests;
 use pel_state::StateReader;
 use revm::context::result::{EVMError, ExecutionResult, Output};
 use revm::handler::ExecuteEvm;
@@ -141,25 +142,41 @@ pub fn execute_block<S: StateReader>(
         receipts.push(make_receipt(tx.tx_type, out.result, cumulative_gas));
     }
 
-    let state = finish_block(evm, block, spec, &options)?;
+    let (state, requests) = finish_block(evm, block, chain, spec, &options, &receipts)?;
     Ok(BlockOutput {
         gas_used: cumulative_gas,
         blob_gas_used: blob_gas,
         receipts,
         diff: state.into_diff(),
+        requests,
     })
 }
 
 /// The steps after the last transaction: post-block system calls, withdrawals,
-/// optional rewards. Shared by every executor so their diffs agree.
+/// optional rewards, and the block's EIP-7685 requests (Prague on). Shared by
+/// every executor so their outputs agree.
 pub fn finish_block<S: StateReader>(
     mut evm: system::BlockEvm<S>,
     block: &BlockInput,
+    chain: &ChainConfig,
     spec: SpecId,
     options: &ExecOptions,
-) -> Result<BlockState<S>, ExecError> {
+    receipts: &[TxReceipt],
+) -> Result<(BlockState<S>, Option<Requests>), ExecError> {
     let header = &block.header;
-    system::post_block_calls(&mut evm, header, spec)?;
+    let system_requests = system::post_block_calls(&mut evm, header, spec)?;
+    let requests = if spec >= SpecId::PRAGUE {
+        Some(
+            requests::collect(chain.deposit_contract, receipts, system_requests).map_err(
+                |reason| ExecError::Requests {
+                    block: header.number,
+                    reason,
+                },
+            )?,
+        )
+    } else {
+        None
+    };
     let mut state = evm.ctx.journaled_state.inner.database;
     if spec >= SpecId::SHANGHAI {
         if let Some(withdrawals) = &block.withdrawals {
@@ -169,7 +186,7 @@ pub fn finish_block<S: StateReader>(
     if options.rewards {
         system::apply_rewards(&mut state, header, &block.ommers, spec)?;
     }
-    Ok(state)
+    Ok((state, requests))
 }
 
 /// The most blob gas a block of `spec` may use, from Cancun on.

@@ -54,16 +54,16 @@ fn state_err(block: u64, e: crate::error::DbError) -> ExecError {
     }
 }
 
-/// Runs one system call and commits its state. `checked` calls must find code
-/// at the target and succeed (EIP-7002/7251); unchecked ones (EIP-4788/2935)
-/// may fail silently.
+/// Runs one system call and commits its state; returns its output. `checked`
+/// calls must find code at the target and succeed (EIP-7002/7251); unchecked
+/// ones (EIP-4788/2935) may fail silently.
 fn system_call<S: StateReader>(
     evm: &mut BlockEvm<S>,
     block: u64,
     target: Address,
     data: Bytes,
     checked: bool,
-) -> Result<(), ExecError> {
+) -> Result<Bytes, ExecError> {
     let has_code = evm
         .ctx
         .journaled_state
@@ -74,7 +74,7 @@ fn system_call<S: StateReader>(
         .is_some_and(|a| !a.has_no_code());
     if !has_code {
         // Nothing to run. Captured blocks lack system contracts; a real chain has them.
-        return Ok(());
+        return Ok(Bytes::new());
     }
     let outcome = evm.system_call_with_caller(eip4788::SYSTEM_ADDRESS, target, data);
     match outcome {
@@ -86,19 +86,21 @@ fn system_call<S: StateReader>(
                     reason: format!("{:?}", out.result),
                 });
             }
+            let output = out.result.output().cloned().unwrap_or_default();
             evm.ctx
                 .journaled_state
                 .inner
                 .database
                 .commit_changes(TxChanges::from_state(out.state))
-                .map_err(|e| state_err(block, e))
+                .map_err(|e| state_err(block, e))?;
+            Ok(output)
         }
         Err(e) if checked => Err(ExecError::SystemCall {
             block,
             target,
             reason: e.to_string(),
         }),
-        Err(_) => Ok(()),
+        Err(_) => Ok(Bytes::new()),
     }
 }
 
@@ -134,21 +136,32 @@ pub fn pre_block_calls<S: StateReader>(
     Ok(())
 }
 
-/// EIP-7002 and EIP-7251 calls made after the last transaction (Prague on).
+/// EIP-7002 and EIP-7251 calls made after the last transaction (Prague on);
+/// returns each call's request type and output (its requests).
 pub fn post_block_calls<S: StateReader>(
     evm: &mut BlockEvm<S>,
     header: &Header,
     spec: SpecId,
-) -> Result<(), ExecError> {
+) -> Result<Vec<(u8, Bytes)>, ExecError> {
+    let mut outputs = Vec::new();
     if spec >= SpecId::PRAGUE {
-        for target in [
-            eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
-            eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
+        for (kind, target) in [
+            (
+                eip7002::WITHDRAWAL_REQUEST_TYPE,
+                eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
+            ),
+            (
+                eip7251::CONSOLIDATION_REQUEST_TYPE,
+                eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
+            ),
         ] {
-            system_call(evm, header.number, target, Bytes::new(), true)?;
+            outputs.push((
+                kind,
+                system_call(evm, header.number, target, Bytes::new(), true)?,
+            ));
         }
     }
-    Ok(())
+    Ok(outputs)
 }
 
 /// Credits withdrawals (amounts are in gwei).

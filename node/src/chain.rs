@@ -93,9 +93,11 @@ impl ImportError {
             }
             Self::Transaction { .. } => Some(RejectClass::Transaction),
             Self::Exec(ExecError::InvalidTx { .. }) => Some(RejectClass::Transaction),
-            Self::Exec(ExecError::InvalidBlock { .. } | ExecError::SystemCall { .. }) => {
-                Some(RejectClass::Block)
-            }
+            Self::Exec(
+                ExecError::InvalidBlock { .. }
+                | ExecError::SystemCall { .. }
+                | ExecError::Requests { .. },
+            ) => Some(RejectClass::Block),
             Self::Exec(ExecError::State { .. }) | Self::State(_) => None,
         }
     }
@@ -546,11 +548,19 @@ impl Chain {
                 );
             }
         }
+        if let Some(expected) = output.requests_hash() {
+            if header.requests_hash != Some(expected) {
+                return mismatch(
+                    "requests hash",
+                    format!("{:?}", header.requests_hash),
+                    expected.to_string(),
+                );
+            }
+        }
         Ok(())
     }
 }
 
-/// Encodes a block for an import file.
 /// The serial work of a block: the parallel phase's summed incarnation times,
 /// or the execution time when the block ran sequentially.
 fn work_seconds(stats: &ParallelStats, execute_s: f64) -> f64 {
@@ -561,6 +571,7 @@ fn work_seconds(stats: &ParallelStats, execute_s: f64) -> f64 {
     }
 }
 
+/// Encodes a block for an import file.
 pub fn encode_block(block: &Block<TxEnvelope>) -> Vec<u8> {
     let mut out = Vec::new();
     block.encode(&mut out);
@@ -740,7 +751,11 @@ impl Chain {
             header.blob_gas_used = Some(output.blob_gas_used);
         }
         if fork >= pel_executor::Fork::Prague {
-            header.requests_hash = Some(alloy_eips::eip7685::EMPTY_REQUESTS_HASH);
+            header.requests_hash = Some(
+                output
+                    .requests_hash()
+                    .unwrap_or(alloy_eips::eip7685::EMPTY_REQUESTS_HASH),
+            );
         }
         let pending = self.store.prepare(&output.diff, number)?;
         header.state_root = pending.root();

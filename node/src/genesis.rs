@@ -289,6 +289,9 @@ pub fn chain_config(config: &alloy_genesis::ChainConfig) -> Result<ChainConfig, 
         blocks,
         times,
         blob_schedule,
+        deposit_contract: config
+            .deposit_contract_address
+            .unwrap_or(alloy_eips::eip6110::MAINNET_DEPOSIT_CONTRACT_ADDRESS),
     })
 }
 
