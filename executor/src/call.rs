@@ -6,6 +6,7 @@
 
 use crate::{error::DbError, system, BlockState, ChainConfig};
 use alloy_consensus::Header;
+use alloy_primitives::{Address, B256};
 use pel_state::StateReader;
 use revm::{
     context::{result::ExecutionResult, TxEnv},
@@ -29,6 +30,21 @@ pub fn simulate<S: StateReader>(
     tx: TxEnv,
     options: CallOptions,
 ) -> Result<ExecutionResult, EVMError<DbError>> {
+    simulate_touching(state, chain, header, tx, options).map(|(result, _)| result)
+}
+
+/// Every account a simulation loaded, with the storage slots it loaded there
+/// (sorted), as an access list is built from.
+pub type Touched = Vec<(Address, Vec<B256>)>;
+
+/// Like [`simulate`], and also returns what the simulation touched.
+pub fn simulate_touching<S: StateReader>(
+    state: S,
+    chain: &ChainConfig,
+    header: &Header,
+    tx: TxEnv,
+    options: CallOptions,
+) -> Result<(ExecutionResult, Touched), EVMError<DbError>> {
     let spec = chain.spec_at(header.number, header.timestamp);
     let mut cfg = crate::env::cfg_env(chain, spec, header.timestamp);
     cfg.disable_nonce_check = true;
@@ -42,5 +58,25 @@ pub fn simulate<S: StateReader>(
     if let Some(e) = evm.ctx.journaled_state.inner.database.take_error() {
         return Err(EVMError::Database(e));
     }
-    result.map(|r| r.result)
+    result.map(|r| {
+        let mut touched: Touched = r
+            .state
+            .into_iter()
+            .map(|(address, account)| {
+                let mut slots: Vec<B256> = account.storage.keys().map(|k| B256::from(*k)).collect();
+                slots.sort_unstable();
+                (address, slots)
+            })
+            .collect();
+        touched.sort_unstable_by_key(|(a, _)| *a);
+        (r.result, touched)
+    })
+}
+
+/// Precompile addresses active at `spec` (left out of access lists).
+pub fn precompiles(spec: revm::primitives::hardfork::SpecId) -> Vec<Address> {
+    revm::precompile::Precompiles::new(revm::precompile::PrecompileSpecId::from_spec_id(spec))
+        .addresses()
+        .copied()
+        .collect()
 }

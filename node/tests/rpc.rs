@@ -368,3 +368,55 @@ fn block_profile_and_execution_stats() {
 fn hex_byte_address(byte: u8) -> String {
     format!("{byte:02x}").repeat(20)
 }
+
+#[test]
+fn create_access_list_lists_what_the_call_touches() {
+    let dir = common::temp_dir("rpc-access-list");
+    let port = free_port();
+    let _node = start_node(&dir.join("data"), port, &[]);
+    let contract = "0x00000000000000000000000000000000000c0de1";
+    let other = format!("0x{}", "ab".repeat(20));
+    // SLOAD(5); BALANCE(other); STOP
+    let code = format!("0x6005545073{}315000", "ab".repeat(20));
+    let v = call(port, "anvil_setCode", json!([contract, code]));
+    assert!(v.get("error").is_none(), "{v}");
+    let v = call(
+        port,
+        "eth_createAccessList",
+        json!([{"from": DEV0, "to": contract}, "latest"]),
+    );
+    let list = v["result"]["accessList"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"));
+    let find = |a: &str| {
+        list.iter()
+            .find(|i| i["address"].as_str().unwrap().eq_ignore_ascii_case(a))
+            .cloned()
+    };
+    let slot5 = format!("0x{:064x}", 5);
+    assert_eq!(
+        find(contract).unwrap()["storageKeys"],
+        json!([slot5]),
+        "{v}"
+    );
+    assert_eq!(find(&other).unwrap()["storageKeys"], json!([]), "{v}");
+    assert!(find(DEV0).is_none(), "the sender is left out: {v}");
+    assert_eq!(list.len(), 2, "{v}");
+    assert!(v["result"]["gasUsed"].is_string());
+    assert!(v["result"].get("error").is_none(), "{v}");
+    // With the list applied the call needs what it says (estimates stop
+    // within a small tolerance above the exact figure).
+    let with_list = call(
+        port,
+        "eth_estimateGas",
+        json!([{"from": DEV0, "to": contract, "accessList": list}]),
+    );
+    let hex =
+        |v: &Value| u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    let (estimate, used) = (hex(&with_list["result"]), hex(&v["result"]["gasUsed"]));
+    assert!(
+        estimate >= used && estimate <= used + used / 50,
+        "{estimate} vs {used}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -15,7 +15,7 @@ use alloy_rpc_types_eth::{
 };
 use jsonrpsee::{types::Params, RpcModule};
 use pel_executor::{
-    call::{simulate, CallOptions},
+    call::{precompiles, simulate_touching, CallOptions, Touched},
     revm::context::{result::ExecutionResult, TxEnv},
 };
 use pel_state::{AccountInfo, StateReader};
@@ -190,6 +190,77 @@ fn run_call(
     block_overrides: Option<BlockOverrides>,
     gas: Option<u64>,
 ) -> RpcResult<ExecutionResult> {
+    run_call_touching(ctx, request, at, overrides, block_overrides, gas).map(|(r, _)| r)
+}
+
+/// Rounds of `eth_createAccessList` before it settles on the last list.
+const ACCESS_LIST_ROUNDS: usize = 8;
+
+/// `eth_createAccessList`: the accounts and slots the call touches (without
+/// the sender, the recipient unless it has slots, precompiles and the block
+/// beneficiary), re-run with the list applied until it stops changing, as geth
+/// does; gas used is the last run's.
+fn create_access_list(
+    ctx: &Ctx,
+    mut request: TransactionRequest,
+    at: Option<BlockId>,
+) -> RpcResult<serde_json::Value> {
+    use alloy_eips::eip2930::{AccessList, AccessListItem};
+    let backend = ctx.backend.as_ref();
+    let number = resolve(backend, at)?;
+    let header = block_at(backend, number)?.block.header.clone();
+    let spec = backend.chain().spec_at(header.number, header.timestamp);
+    let mut excluded = precompiles(spec);
+    excluded.push(request.from.unwrap_or_default());
+    excluded.push(header.beneficiary);
+    if let Some(TxKind::Call(to)) = request.to {
+        excluded.push(to);
+    }
+    let at = Some(BlockId::number(number));
+    let mut list = request.access_list.clone().unwrap_or_default();
+    let mut result = None;
+    for _ in 0..ACCESS_LIST_ROUNDS {
+        request.access_list = Some(list.clone());
+        let (r, touched): (ExecutionResult, Touched) =
+            run_call_touching(ctx, &request, at, None, None, None)?;
+        result = Some(r);
+        let next = AccessList(
+            touched
+                .into_iter()
+                .filter(|(address, slots)| !slots.is_empty() || !excluded.contains(address))
+                .map(|(address, storage_keys)| AccessListItem {
+                    address,
+                    storage_keys,
+                })
+                .collect(),
+        );
+        if next == list {
+            break;
+        }
+        list = next;
+    }
+    let result = result.ok_or_else(|| server("no access list round ran"))?;
+    let mut out = serde_json::json!({
+        "accessList": list,
+        "gasUsed": U64::from(result.tx_gas_used()),
+    });
+    match &result {
+        ExecutionResult::Success { .. } => {}
+        ExecutionResult::Revert { .. } => out["error"] = "execution reverted".into(),
+        ExecutionResult::Halt { reason, .. } => out["error"] = format!("{reason:?}").into(),
+    }
+    Ok(out)
+}
+
+/// [`run_call`], also returning what the call touched.
+fn run_call_touching(
+    ctx: &Ctx,
+    request: &TransactionRequest,
+    at: Option<BlockId>,
+    overrides: Option<StateOverride>,
+    block_overrides: Option<BlockOverrides>,
+    gas: Option<u64>,
+) -> RpcResult<(ExecutionResult, Touched)> {
     let backend = ctx.backend.as_ref();
     let number = resolve(backend, at)?;
     let stored = block_at(backend, number)?;
@@ -240,7 +311,8 @@ fn run_call(
     let options = CallOptions {
         disable_balance_check: env.gas_price == 0,
     };
-    simulate(state, backend.chain(), &header, env, options).map_err(|e| server(e.to_string()))
+    simulate_touching(state, backend.chain(), &header, env, options)
+        .map_err(|e| server(e.to_string()))
 }
 
 /// Runs a simulation on a blocking thread; the client gets geth's timeout
@@ -622,12 +694,7 @@ pub fn register(module: &mut RpcModule<Ctx>) -> Result<(), jsonrpsee::core::Regi
     })?;
     module.register_async_method("eth_createAccessList", |params, ctx, _| async move {
         let (request, at): (TransactionRequest, Option<BlockId>) = parse(&params)?;
-        with_timeout(ctx, move |ctx| {
-            let result = run_call(ctx, &request, at, None, None, None)?;
-            let gas = result.tx_gas_used();
-            Ok(serde_json::json!({ "accessList": [], "gasUsed": U64::from(gas) }))
-        })
-        .await
+        with_timeout(ctx, move |ctx| create_access_list(ctx, request, at)).await
     })?;
     module.register_async_method("eth_sendRawTransaction", |params, ctx, _| async move {
         let (raw,): (Bytes,) = parse(&params)?;
