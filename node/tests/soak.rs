@@ -79,18 +79,34 @@ fn concurrent_senders_for_minutes_lose_nothing() {
     let sent: Vec<Sent> = threads.into_iter().map(|t| t.join().unwrap()).collect();
     let total: usize = sent.iter().map(Vec::len).sum();
 
-    // Every block's transactions, in order: each accepted hash exactly once.
+    // Every block's transactions (batched reads): each accepted hash exactly once.
     let head = quantity(&rpc(port, "eth_blockNumber", json!([]))["result"]) as u64;
-    let mut mined: HashMap<String, u64> = HashMap::new();
-    for n in 1..=head {
-        let block = rpc(
-            port,
-            "eth_getBlockByNumber",
-            json!([format!("{n:#x}"), false]),
-        );
-        for h in block["result"]["transactions"].as_array().unwrap() {
-            let previous = mined.insert(h.as_str().unwrap().to_string(), n);
-            assert!(previous.is_none(), "{h} mined twice");
+    let mut mined: HashMap<String, Value> = HashMap::new();
+    let mut receipts: HashMap<String, Value> = HashMap::new();
+    let numbers: Vec<u64> = (1..=head).collect();
+    for chunk in numbers.chunks(50) {
+        let calls: Vec<(&str, Value)> = chunk
+            .iter()
+            .flat_map(|n| {
+                [
+                    ("eth_getBlockByNumber", json!([format!("{n:#x}"), true])),
+                    ("eth_getBlockReceipts", json!([format!("{n:#x}")])),
+                ]
+            })
+            .collect();
+        let answers = common::rpc_batch(port, &calls);
+        for pair in answers.chunks(2) {
+            for tx in pair[0]["result"]["transactions"].as_array().unwrap() {
+                let hash = tx["hash"].as_str().unwrap().to_string();
+                let previous = mined.insert(hash.clone(), tx.clone());
+                assert!(previous.is_none(), "{hash} mined twice");
+            }
+            for r in pair[1]["result"].as_array().unwrap() {
+                receipts.insert(
+                    r["transactionHash"].as_str().unwrap().to_string(),
+                    r.clone(),
+                );
+            }
         }
     }
     let mut recipient_got = [0u128; RECIPIENTS];
@@ -98,16 +114,15 @@ fn concurrent_senders_for_minutes_lose_nothing() {
         let mut nonces = HashSet::new();
         let mut spent = 0u128;
         for (hash, to, value) in list {
-            assert!(
-                mined.contains_key(hash.as_str().unwrap()),
-                "{hash} accepted, never mined"
-            );
-            let receipt = rpc(port, "eth_getTransactionReceipt", json!([hash]))["result"].clone();
+            let hash = hash.as_str().unwrap();
+            let tx = mined
+                .get(hash)
+                .unwrap_or_else(|| panic!("{hash} accepted, never mined"));
+            let receipt = &receipts[hash];
             assert_eq!(receipt["status"], "0x1", "{receipt}");
             let fee = quantity(&receipt["gasUsed"]) * quantity(&receipt["effectiveGasPrice"]);
             spent += value + fee;
             recipient_got[*to] += value;
-            let tx = rpc(port, "eth_getTransactionByHash", json!([hash]))["result"].clone();
             assert!(nonces.insert(quantity(&tx["nonce"])), "nonce reused: {tx}");
         }
         let n = list.len() as u128;

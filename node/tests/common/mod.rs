@@ -151,6 +151,32 @@ pub fn try_rpc(port: u16, method: &str, params: Value) -> Option<Value> {
     serde_json::from_str(out.split("\r\n\r\n").nth(1)?).ok()
 }
 
+/// A batch of JSON-RPC calls in one request; the answers in call order.
+pub fn rpc_batch(port: u16, calls: &[(&str, Value)]) -> Vec<Value> {
+    let batch: Vec<Value> = calls
+        .iter()
+        .enumerate()
+        .map(|(i, (method, params))| json!({"jsonrpc": "2.0", "id": i, "method": method, "params": params}))
+        .collect();
+    let body = Value::Array(batch).to_string();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let text = out.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let mut answers: Vec<Value> =
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    answers.sort_by_key(|a| a["id"].as_u64().unwrap_or(u64::MAX));
+    assert_eq!(answers.len(), calls.len(), "{text}");
+    answers
+}
+
 /// One JSON-RPC call that must get an answer.
 pub fn rpc(port: u16, method: &str, params: Value) -> Value {
     try_rpc(port, method, params.clone())
