@@ -420,3 +420,45 @@ fn create_access_list_lists_what_the_call_touches() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn configured_limits_apply() {
+    let dir = common::temp_dir("rpc-limits");
+    let port = free_port();
+    let _node = start_node(
+        &dir.join("data"),
+        port,
+        &[
+            "--max-batch",
+            "2",
+            "--call-timeout-ms",
+            "1",
+            "--max-mine-blocks",
+            "3",
+        ],
+    );
+    // A batch over the configured size is refused as a whole.
+    let (_, text) = post(port, br#"[{"jsonrpc":"2.0","id":1,"method":"eth_chainId"},{"jsonrpc":"2.0","id":2,"method":"eth_chainId"},{"jsonrpc":"2.0","id":3,"method":"eth_chainId"}]"#);
+    assert!(!text.contains("0x7a69"), "{text}");
+    let (_, text) = post(port, br#"[{"jsonrpc":"2.0","id":1,"method":"eth_chainId"},{"jsonrpc":"2.0","id":2,"method":"eth_chainId"}]"#);
+    assert_eq!(text.matches("0x7a69").count(), 2, "{text}");
+    // Mining more blocks than allowed in one call: -32005, nothing mined.
+    let head = call(port, "eth_blockNumber", json!([]))["result"].clone();
+    assert_eq!(code(&call(port, "anvil_mine", json!(["0x4"]))), -32005);
+    assert_eq!(
+        code(&call(port, "evm_mine", json!([{"blocks": 4}]))),
+        -32005
+    );
+    assert_eq!(call(port, "eth_blockNumber", json!([]))["result"], head);
+    assert!(call(port, "anvil_mine", json!(["0x3"]))["result"].is_null());
+    // A call that loops until its gas runs out outlives a 1 ms timeout.
+    let looper = "0x00000000000000000000000000000000000100f1";
+    call(port, "anvil_setCode", json!([looper, "0x5b600056"]));
+    let v = call(port, "eth_call", json!([{"to": looper}, "latest"]));
+    assert_eq!(code(&v), -32000, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("timeout"),
+        "{v}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
