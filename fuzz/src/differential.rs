@@ -9,12 +9,12 @@
 //! The kitchen-sink contract does `s[b] = s[a] + 1`, stores `BALANCE(x)` in
 //! `s[b + 16]`, calls `x` with some value, and reverts when asked.
 
-use alloy_consensus::Header;
 use alloy_primitives::{Address, Bytes, TxKind, B256, U256};
 use pel_executor::{
-    execute_block, revm::context::TxEnv, sequential::ExecOptions, BlockInput, BlockOutput,
-    ChainConfig, CostModel, ExecError, Fork, ParallelExecutor, PreparedTx,
+    execute_block, sequential::ExecOptions, BlockInput, BlockOutput, ChainConfig, CostModel,
+    ExecError, Fork, ParallelExecutor,
 };
+use pel_node::bench;
 use pel_state::{AccountInfo, InMemoryState};
 use std::sync::OnceLock;
 
@@ -149,37 +149,18 @@ pub fn block(data: &[u8]) -> BlockInput {
             if flags >> 7 == 0 {
                 nonces[sender_index] += 1;
             }
-            let env = TxEnv {
-                tx_type: 2,
-                caller: sender,
-                gas_limit,
-                gas_price: 20,
-                gas_priority_fee: Some(2),
+            bench::transaction(
+                B256::with_last_byte(i as u8),
+                sender,
                 kind,
                 value,
                 data,
                 nonce,
-                chain_id: Some(1),
-                ..TxEnv::default()
-            };
-            PreparedTx {
-                hash: B256::with_last_byte(i as u8),
-                tx_type: 2,
-                sender,
-                env,
-            }
+                gas_limit,
+            )
         })
         .collect();
-    let header = Header {
-        number: 1,
-        timestamp: 1_800_000_000,
-        beneficiary,
-        gas_limit: 30_000_000,
-        base_fee_per_gas: Some(7),
-        excess_blob_gas: Some(0),
-        parent_beacon_block_root: Some(B256::ZERO),
-        ..Header::default()
-    };
+    let header = bench::header(beneficiary, 30_000_000);
     BlockInput {
         header,
         transactions,

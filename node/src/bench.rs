@@ -157,6 +157,52 @@ pub fn chain() -> ChainConfig {
     ChainConfig::single_fork(1, Fork::Cancun)
 }
 
+/// The header of a synthetic Cancun block: number 1, base fee 7.
+pub fn header(beneficiary: Address, gas_limit: u64) -> Header {
+    Header {
+        number: 1,
+        timestamp: 1_800_000_000,
+        beneficiary,
+        gas_limit,
+        base_fee_per_gas: Some(7),
+        excess_blob_gas: Some(0),
+        parent_beacon_block_root: Some(B256::ZERO),
+        ..Header::default()
+    }
+}
+
+/// A synthetic EIP-1559 transaction on chain 1 (max fee 20, tip 2), sender
+/// already recovered.
+pub fn transaction(
+    hash: B256,
+    sender: Address,
+    kind: TxKind,
+    value: U256,
+    data: Bytes,
+    nonce: u64,
+    gas_limit: u64,
+) -> PreparedTx {
+    let env = TxEnv {
+        tx_type: 2,
+        caller: sender,
+        gas_limit,
+        gas_price: 20,
+        gas_priority_fee: Some(2),
+        kind,
+        value,
+        data,
+        nonce,
+        chain_id: Some(1),
+        ..TxEnv::default()
+    };
+    PreparedTx {
+        hash,
+        tx_type: 2,
+        sender,
+        env,
+    }
+}
+
 /// The pre-state and block of a workload of `txs` transactions.
 pub fn build(workload: Workload, txs: usize) -> (InMemoryState, BlockInput) {
     let mut state = InMemoryState::new();
@@ -231,38 +277,11 @@ pub fn build(workload: Workload, txs: usize) -> (InMemoryState, BlockInput) {
                 }
                 Workload::Hotspot(_) => (numbered(0xcc, i + 1), U256::ZERO, Bytes::new(), 60_000),
             };
-            let env = TxEnv {
-                tx_type: 2,
-                caller: sender,
-                gas_limit,
-                gas_price: 20,
-                gas_priority_fee: Some(2),
-                kind: TxKind::Call(to),
-                value,
-                data,
-                nonce: 0,
-                chain_id: Some(1),
-                ..TxEnv::default()
-            };
             let hash = keccak256((i as u64).to_be_bytes());
-            PreparedTx {
-                hash,
-                tx_type: 2,
-                sender,
-                env,
-            }
+            transaction(hash, sender, TxKind::Call(to), value, data, 0, gas_limit)
         })
         .collect();
-    let header = Header {
-        number: 1,
-        timestamp: 1_800_000_000,
-        beneficiary: numbered(0xcb, 0),
-        gas_limit: u64::MAX / 2,
-        base_fee_per_gas: Some(7),
-        excess_blob_gas: Some(0),
-        parent_beacon_block_root: Some(B256::ZERO),
-        ..Header::default()
-    };
+    let header = header(numbered(0xcb, 0), u64::MAX / 2);
     (
         state,
         BlockInput {
