@@ -18,8 +18,10 @@
 
 use crate::scheduler::{lock, TxIdx};
 use alloy_primitives::{Address, U256};
+use crossbeam_utils::CachePadded;
 use dashmap::DashMap;
 use pel_state::AccountInfo;
+use smallvec::SmallVec;
 use std::sync::Mutex;
 
 /// A versioned state location.
@@ -84,23 +86,47 @@ pub enum Fee {
     Estimate,
 }
 
+/// The writers of one location, by transaction.
+type Entries = SmallVec<[(TxIdx, Entry); 1]>;
+
+/// Most transactions write two or three locations; reserving that much up
+/// front spares the map its rehashes while the workers fill it.
+const LOCATIONS_PER_TX: usize = 3;
+
 /// The multi-version store of one block; see the module docs.
 #[derive(Debug)]
 pub struct MvMemory {
     /// Per location, the entries of its writers sorted by transaction (most
-    /// locations have one or two writers: a sorted vector beats a tree).
-    data: DashMap<Location, Vec<(TxIdx, Entry)>, alloy_primitives::map::DefaultHashBuilder>,
-    last_written: Vec<Mutex<Vec<Location>>>,
-    fees: Vec<Mutex<Fee>>,
+    /// locations have a single writer: it is stored inline, without a heap
+    /// allocation; a sorted vector beats a tree for the few that have more).
+    data: DashMap<Location, Entries, alloy_primitives::map::DefaultHashBuilder>,
+    txs: Vec<CachePadded<TxWrites>>,
+}
+
+/// What one transaction's latest incarnation wrote, on its own cache line
+/// (neighbouring transactions are usually recorded by different workers).
+#[derive(Debug)]
+struct TxWrites {
+    locations: Mutex<Vec<Location>>,
+    fee: Mutex<Fee>,
 }
 
 impl MvMemory {
     /// An empty store for `block_size` transactions.
     pub fn new(block_size: usize) -> Self {
         Self {
-            data: DashMap::with_hasher(Default::default()),
-            last_written: (0..block_size).map(|_| Mutex::new(Vec::new())).collect(),
-            fees: (0..block_size).map(|_| Mutex::new(Fee::Unknown)).collect(),
+            data: DashMap::with_capacity_and_hasher(
+                block_size.saturating_mul(LOCATIONS_PER_TX),
+                Default::default(),
+            ),
+            txs: (0..block_size)
+                .map(|_| {
+                    CachePadded::new(TxWrites {
+                        locations: Mutex::new(Vec::new()),
+                        fee: Mutex::new(Fee::Unknown),
+                    })
+                })
+                .collect(),
         }
     }
 
@@ -119,28 +145,28 @@ impl MvMemory {
 
     /// Transaction `tx`'s fee as last recorded.
     pub fn fee(&self, tx: TxIdx) -> Fee {
-        *lock(&self.fees[tx])
+        *lock(&self.txs[tx].fee)
     }
 
     /// Stores the writes and fee of `tx`'s incarnation, removing entries its
     /// previous incarnation wrote and this one did not. Returns true when it
     /// wrote a location the previous incarnation did not.
-    pub fn record(&self, tx: TxIdx, writes: Vec<(Location, Value)>, fee: U256) -> bool {
-        let mut last = lock(&self.last_written[tx]);
+    pub fn record(&self, tx: TxIdx, writes: &[(Location, Value)], fee: U256) -> bool {
+        let mut last = lock(&self.txs[tx].locations);
         let mut wrote_new = false;
-        let new_locations: Vec<Location> = writes.iter().map(|(l, _)| *l).collect();
         for (location, value) in writes {
-            let mut entries = self.data.entry(location).or_default();
+            let mut entries = self.data.entry(*location).or_default();
             match entries.binary_search_by_key(&tx, |(writer, _)| *writer) {
-                Ok(i) => entries[i].1 = Entry::Data(value),
+                Ok(i) => entries[i].1 = Entry::Data(*value),
                 Err(i) => {
-                    entries.insert(i, (tx, Entry::Data(value)));
+                    entries.insert(i, (tx, Entry::Data(*value)));
                     wrote_new = true;
                 }
             }
         }
+        // Entries of the previous incarnation that this one did not rewrite.
         for old in last.iter() {
-            if !new_locations.contains(old) {
+            if !writes.iter().any(|(l, _)| l == old) {
                 if let Some(mut entries) = self.data.get_mut(old) {
                     if let Ok(i) = entries.binary_search_by_key(&tx, |(writer, _)| *writer) {
                         entries.remove(i);
@@ -148,15 +174,16 @@ impl MvMemory {
                 }
             }
         }
-        *last = new_locations;
+        last.clear();
+        last.extend(writes.iter().map(|(l, _)| *l));
         drop(last);
-        *lock(&self.fees[tx]) = Fee::Known(fee);
+        *lock(&self.txs[tx].fee) = Fee::Known(fee);
         wrote_new
     }
 
     /// Marks every write of `tx`'s aborted incarnation as an ESTIMATE.
     pub fn convert_writes_to_estimates(&self, tx: TxIdx) {
-        let last = lock(&self.last_written[tx]);
+        let last = lock(&self.txs[tx].locations);
         for location in last.iter() {
             if let Some(mut entries) = self.data.get_mut(location) {
                 if let Ok(i) = entries.binary_search_by_key(&tx, |(writer, _)| *writer) {
@@ -165,7 +192,7 @@ impl MvMemory {
             }
         }
         drop(last);
-        *lock(&self.fees[tx]) = Fee::Estimate;
+        *lock(&self.txs[tx].fee) = Fee::Estimate;
     }
 }
 
@@ -181,16 +208,8 @@ mod tests {
     fn reads_see_the_latest_lower_write() {
         let mv = MvMemory::new(4);
         assert_eq!(mv.read(&slot(1), 3), Read::Base);
-        mv.record(
-            0,
-            vec![(slot(1), Value::Storage(U256::from(10)))],
-            U256::ZERO,
-        );
-        mv.record(
-            2,
-            vec![(slot(1), Value::Storage(U256::from(30)))],
-            U256::ZERO,
-        );
+        mv.record(0, &[(slot(1), Value::Storage(U256::from(10)))], U256::ZERO);
+        mv.record(2, &[(slot(1), Value::Storage(U256::from(30)))], U256::ZERO);
         assert_eq!(mv.read(&slot(1), 0), Read::Base);
         assert_eq!(
             mv.read(&slot(1), 2),
@@ -213,7 +232,7 @@ mod tests {
         let mv = MvMemory::new(3);
         assert!(mv.record(
             0,
-            vec![(slot(1), Value::Storage(U256::from(1)))],
+            &[(slot(1), Value::Storage(U256::from(1)))],
             U256::from(5)
         ));
         mv.convert_writes_to_estimates(0);
@@ -222,16 +241,12 @@ mod tests {
         // The next incarnation writes another slot: the old entry disappears.
         assert!(mv.record(
             0,
-            vec![(slot(2), Value::Storage(U256::from(2)))],
+            &[(slot(2), Value::Storage(U256::from(2)))],
             U256::from(7)
         ));
         assert_eq!(mv.read(&slot(1), 2), Read::Base);
         assert_eq!(mv.fee(0), Fee::Known(U256::from(7)));
         // Same location again: nothing new.
-        assert!(!mv.record(
-            0,
-            vec![(slot(2), Value::Storage(U256::from(3)))],
-            U256::ZERO
-        ));
+        assert!(!mv.record(0, &[(slot(2), Value::Storage(U256::from(3)))], U256::ZERO));
     }
 }

@@ -475,12 +475,12 @@ fn worker<'a, S: StateReader>(
                             outcome,
                         } => {
                             let time_ns = start.elapsed().as_nanos() as u64;
+                            let wrote_new = shared.mv.record(version.tx, &writes, fee);
                             let kept = if policy.keep_writes {
-                                writes.clone()
+                                writes
                             } else {
                                 Vec::new()
                             };
-                            let wrote_new = shared.mv.record(version.tx, writes, fee);
                             {
                                 let mut slot = lock(&slots[version.tx]);
                                 slot.reads = reads;

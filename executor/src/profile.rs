@@ -180,8 +180,8 @@ pub fn profile(traces: &[TxTrace], beneficiary: Address, aborts: usize) -> Block
         let mut deps: Vec<(TxIdx, LocationKey)> = Vec::new();
         for read in &trace.reads {
             let location = match read {
-                ReadRecord::Account(address, _) => Location::Account(*address),
-                ReadRecord::Storage(address, slot, _) => Location::Storage(*address, *slot),
+                ReadRecord::Account(address, ..) => Location::Account(*address),
+                ReadRecord::Storage(address, slot, ..) => Location::Storage(*address, *slot),
             };
             let writer = writers.get(&location).and_then(|w| {
                 let below = w.partition_point(|&i| i < j);
@@ -190,7 +190,7 @@ pub fn profile(traces: &[TxTrace], beneficiary: Address, aborts: usize) -> Block
             if let Some(i) = writer {
                 deps.push((i, location_key(traces, i, &location)));
             }
-            if let ReadRecord::Account(address, _) = read {
+            if let ReadRecord::Account(address, ..) = read {
                 if *address == beneficiary {
                     let from = writer.unwrap_or(0);
                     let start = fee_payers.partition_point(|&k| k < from);
@@ -273,7 +273,7 @@ fn location_key(traces: &[TxTrace], i: TxIdx, location: &Location) -> LocationKe
                 _ => None,
             });
             let before = traces[i].reads.iter().find_map(|r| match r {
-                ReadRecord::Account(a, v) if a == address => Some(*v),
+                ReadRecord::Account(a, v, _) if a == address => Some(*v),
                 _ => None,
             });
             let kind = match (before.and_then(|b| b.info), written.and_then(|w| w.info)) {
@@ -342,7 +342,7 @@ mod tests {
     }
 
     fn slot_read(a: u8, s: u64) -> ReadRecord {
-        ReadRecord::Storage(addr(a), U256::from(s), U256::ZERO)
+        ReadRecord::Storage(addr(a), U256::from(s), U256::ZERO, None)
     }
 
     fn slot_write(a: u8, s: u64) -> (Location, Value) {
@@ -435,7 +435,7 @@ mod tests {
             last_wipe: None,
         };
         let mut t0 = trace(
-            vec![ReadRecord::Account(addr(1), account(0))],
+            vec![ReadRecord::Account(addr(1), account(0), None)],
             vec![(Location::Account(addr(1)), Value::Account(account(1)))],
             21_000,
         );
@@ -446,8 +446,8 @@ mod tests {
         // Same sender as 0 (reads its account), and reads the beneficiary.
         let t3 = trace(
             vec![
-                ReadRecord::Account(addr(1), account(1)),
-                ReadRecord::Account(addr(0xcb), account(0)),
+                ReadRecord::Account(addr(1), account(1), Some(0)),
+                ReadRecord::Account(addr(0xcb), account(0), None),
             ],
             vec![],
             21_000,

@@ -33,6 +33,7 @@
 //!   transaction's last incarnation is `Executed` and validated against the
 //!   final writes of all lower ones: results are final (the commit point).
 
+use crossbeam_utils::CachePadded;
 use std::sync::{
     atomic::{AtomicBool, AtomicUsize, Ordering},
     Mutex, MutexGuard,
@@ -75,6 +76,23 @@ struct TxState {
     status: Status,
 }
 
+/// One transaction's scheduling state, on its own cache line: neighbouring
+/// transactions are usually in the hands of different workers.
+#[derive(Debug)]
+struct TxCell {
+    state: Mutex<TxState>,
+    /// Transactions suspended until this one finishes executing.
+    dependencies: Mutex<Vec<TxIdx>>,
+}
+
+/// Counters only read for statistics and the fall-back decision, kept off the
+/// cache line of the shared indices.
+#[derive(Debug, Default)]
+struct Counters {
+    aborts: AtomicUsize,
+    validation_failures: AtomicUsize,
+}
+
 /// Shared scheduling state of one block; see the module docs.
 #[derive(Debug)]
 pub struct Scheduler {
@@ -84,12 +102,11 @@ pub struct Scheduler {
     decrease_cnt: AtomicUsize,
     num_active_tasks: AtomicUsize,
     done: AtomicBool,
-    states: Vec<Mutex<TxState>>,
-    dependencies: Vec<Mutex<Vec<TxIdx>>>,
-    aborts: AtomicUsize,
-    validation_failures: AtomicUsize,
-    executions: AtomicUsize,
     halted: AtomicBool,
+    txs: Vec<CachePadded<TxCell>>,
+    counters: CachePadded<Counters>,
+    /// Finished executions: written once per transaction, so alone on its line.
+    executions: CachePadded<AtomicUsize>,
 }
 
 /// Locks `m`, ignoring poisoning: a worker that panicked discards the whole
@@ -110,19 +127,20 @@ impl Scheduler {
             decrease_cnt: AtomicUsize::new(0),
             num_active_tasks: AtomicUsize::new(0),
             done: AtomicBool::new(block_size == 0),
-            states: (0..block_size)
+            halted: AtomicBool::new(false),
+            txs: (0..block_size)
                 .map(|_| {
-                    Mutex::new(TxState {
-                        incarnation: 0,
-                        status: Status::ReadyToExecute,
+                    CachePadded::new(TxCell {
+                        state: Mutex::new(TxState {
+                            incarnation: 0,
+                            status: Status::ReadyToExecute,
+                        }),
+                        dependencies: Mutex::new(Vec::new()),
                     })
                 })
                 .collect(),
-            dependencies: (0..block_size).map(|_| Mutex::new(Vec::new())).collect(),
-            aborts: AtomicUsize::new(0),
-            validation_failures: AtomicUsize::new(0),
-            executions: AtomicUsize::new(0),
-            halted: AtomicBool::new(false),
+            counters: CachePadded::default(),
+            executions: CachePadded::default(),
         }
     }
 
@@ -146,18 +164,18 @@ impl Scheduler {
     /// True when speculation is mostly wasted: at least `min_aborts` aborted
     /// incarnations and at least half of all executions aborted.
     pub fn mostly_aborting(&self, min_aborts: usize) -> bool {
-        let aborts = self.aborts.load(Ordering::Relaxed);
+        let aborts = self.counters.aborts.load(Ordering::Relaxed);
         aborts >= min_aborts && aborts * 2 >= self.executions.load(Ordering::Relaxed)
     }
 
     /// Aborted incarnations (by failed validation or by a dependency).
     pub fn aborts(&self) -> usize {
-        self.aborts.load(Ordering::Relaxed)
+        self.counters.aborts.load(Ordering::Relaxed)
     }
 
     /// Validations that found a changed read.
     pub fn validation_failures(&self) -> usize {
-        self.validation_failures.load(Ordering::Relaxed)
+        self.counters.validation_failures.load(Ordering::Relaxed)
     }
 
     fn decrease_execution_idx(&self, target: TxIdx) {
@@ -187,7 +205,7 @@ impl Scheduler {
         if tx >= self.block_size {
             return None;
         }
-        let mut state = lock(&self.states[tx]);
+        let mut state = lock(&self.txs[tx].state);
         if state.status == Status::ReadyToExecute {
             state.status = Status::Executing;
             Some(Version {
@@ -221,7 +239,7 @@ impl Scheduler {
         self.num_active_tasks.fetch_add(1, Ordering::SeqCst);
         let idx = self.validation_idx.fetch_add(1, Ordering::SeqCst);
         if idx < self.block_size {
-            let state = lock(&self.states[idx]);
+            let state = lock(&self.txs[idx].state);
             if state.status == Status::Executed {
                 return Some(Version {
                     tx: idx,
@@ -264,7 +282,7 @@ impl Scheduler {
     pub fn add_dependency(&self, tx: TxIdx, blocking: TxIdx) -> bool {
         let suspended = self.suspend(tx, blocking);
         if suspended {
-            self.aborts.fetch_add(1, Ordering::Relaxed);
+            self.counters.aborts.fetch_add(1, Ordering::Relaxed);
         }
         suspended
     }
@@ -277,16 +295,16 @@ impl Scheduler {
 
     /// True once `tx`'s current incarnation has finished executing.
     pub fn is_executed(&self, tx: TxIdx) -> bool {
-        lock(&self.states[tx]).status == Status::Executed
+        lock(&self.txs[tx].state).status == Status::Executed
     }
 
     fn suspend(&self, tx: TxIdx, blocking: TxIdx) -> bool {
-        let mut deps = lock(&self.dependencies[blocking]);
-        if lock(&self.states[blocking]).status == Status::Executed {
+        let mut deps = lock(&self.txs[blocking].dependencies);
+        if lock(&self.txs[blocking].state).status == Status::Executed {
             return false;
         }
         {
-            let mut state = lock(&self.states[tx]);
+            let mut state = lock(&self.txs[tx].state);
             debug_assert_eq!(state.status, Status::Executing);
             state.status = Status::Aborting;
         }
@@ -297,7 +315,7 @@ impl Scheduler {
     }
 
     fn set_ready_status(&self, tx: TxIdx) {
-        let mut state = lock(&self.states[tx]);
+        let mut state = lock(&self.txs[tx].state);
         state.incarnation += 1;
         state.status = Status::ReadyToExecute;
     }
@@ -307,8 +325,8 @@ impl Scheduler {
     pub fn finish_execution(&self, version: Version, wrote_new_location: bool) -> Option<Task> {
         self.executions.fetch_add(1, Ordering::Relaxed);
         let tx = version.tx;
-        lock(&self.states[tx]).status = Status::Executed;
-        let deps = std::mem::take(&mut *lock(&self.dependencies[tx]));
+        lock(&self.txs[tx].state).status = Status::Executed;
+        let deps = std::mem::take(&mut *lock(&self.txs[tx].dependencies));
         if let Some(min) = deps.iter().copied().min() {
             for dep in &deps {
                 self.set_ready_status(*dep);
@@ -328,11 +346,13 @@ impl Scheduler {
 
     /// Claims the right to abort `version` after a failed validation.
     pub fn try_validation_abort(&self, version: Version) -> bool {
-        self.validation_failures.fetch_add(1, Ordering::Relaxed);
-        let mut state = lock(&self.states[version.tx]);
+        self.counters
+            .validation_failures
+            .fetch_add(1, Ordering::Relaxed);
+        let mut state = lock(&self.txs[version.tx].state);
         if state.incarnation == version.incarnation && state.status == Status::Executed {
             state.status = Status::Aborting;
-            self.aborts.fetch_add(1, Ordering::Relaxed);
+            self.counters.aborts.fetch_add(1, Ordering::Relaxed);
             true
         } else {
             false

@@ -77,10 +77,21 @@ pub enum Unresolved {
 impl<S: StateReader> Shared<'_, S> {
     /// The account record transaction `tx` sees.
     pub fn resolve_account(&self, address: Address, tx: TxIdx) -> Result<AccountValue, Unresolved> {
+        self.resolve_account_from(address, tx).map(|(_, v)| v)
+    }
+
+    /// Like [`Self::resolve_account`], with the writer the value came from
+    /// (`None`: the base state; always `None` for the beneficiary, whose value
+    /// also depends on deferred fees).
+    fn resolve_account_from(
+        &self,
+        address: Address,
+        tx: TxIdx,
+    ) -> Result<(Option<TxIdx>, AccountValue), Unresolved> {
         if address == self.beneficiary {
-            return self.resolve_beneficiary(tx);
+            return self.resolve_beneficiary(tx).map(|v| (None, v));
         }
-        self.resolve_plain_account(address, tx).map(|(_, v)| v)
+        self.resolve_plain_account(address, tx)
     }
 
     fn resolve_plain_account(
@@ -127,31 +138,36 @@ impl<S: StateReader> Shared<'_, S> {
         Ok(value)
     }
 
-    /// A storage slot as `tx` sees it, given the account's last wipe.
+    /// A storage slot as `tx` sees it, given the account's last wipe, with
+    /// the writer the value came from (`None`: the base state).
     pub fn resolve_storage(
         &self,
         address: Address,
         slot: U256,
         last_wipe: Option<TxIdx>,
         tx: TxIdx,
-    ) -> Result<U256, Unresolved> {
+    ) -> Result<(Option<TxIdx>, U256), Unresolved> {
         match self.mv.read(&Location::Storage(address, slot), tx) {
             Read::Written {
                 tx: writer,
                 value: Value::Storage(v),
-            } => Ok(if last_wipe.is_some_and(|w| writer < w) {
-                U256::ZERO
-            } else {
-                v
-            }),
+            } => Ok((
+                Some(writer),
+                if last_wipe.is_some_and(|w| writer < w) {
+                    U256::ZERO
+                } else {
+                    v
+                },
+            )),
             Read::Written { .. } => Err(Unresolved::Db(DbError::Inconsistent(
                 "account value under a storage location",
             ))),
             Read::Blocked(k) => Err(Unresolved::Blocked(k)),
-            Read::Base if last_wipe.is_some() => Ok(U256::ZERO),
+            Read::Base if last_wipe.is_some() => Ok((None, U256::ZERO)),
             Read::Base => self
                 .base
                 .storage(&address, &slot)
+                .map(|v| (None, v))
                 .map_err(|e| Unresolved::Db(e.into())),
         }
     }
@@ -168,13 +184,14 @@ impl<S: StateReader> Shared<'_, S> {
     }
 }
 
-/// One read an incarnation made, with the value it saw.
+/// One read an incarnation made, with the value it saw and the transaction
+/// whose write it came from (`None`: the base state).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReadRecord {
     /// An account record.
-    Account(Address, AccountValue),
+    Account(Address, AccountValue, Option<TxIdx>),
     /// A storage slot.
-    Storage(Address, U256, U256),
+    Storage(Address, U256, U256, Option<TxIdx>),
 }
 
 /// The database revm sees while executing one incarnation of transaction `tx`.
@@ -201,6 +218,15 @@ impl<'a, S: StateReader> VmDb<'a, S> {
         }
     }
 
+    /// Starts a new incarnation of `tx`, keeping the maps' capacity.
+    fn reset(&mut self, tx: TxIdx) {
+        self.tx = tx;
+        self.accounts.clear();
+        self.storage.clear();
+        self.reads.clear();
+        self.deferred_error = None;
+    }
+
     fn unresolved(e: Unresolved) -> DbError {
         match e {
             Unresolved::Blocked(k) => DbError::Blocked(k),
@@ -212,12 +238,12 @@ impl<'a, S: StateReader> VmDb<'a, S> {
         if let Some(v) = self.accounts.get(&address) {
             return Ok(*v);
         }
-        let v = self
+        let (writer, v) = self
             .shared
-            .resolve_account(address, self.tx)
+            .resolve_account_from(address, self.tx)
             .map_err(Self::unresolved)?;
         self.accounts.insert(address, v);
-        self.reads.push(ReadRecord::Account(address, v));
+        self.reads.push(ReadRecord::Account(address, v, writer));
         Ok(v)
     }
 }
@@ -268,12 +294,13 @@ impl<S: StateReader> Database for VmDb<'_, S> {
             return Ok(*v);
         }
         let last_wipe = self.account_value(address)?.last_wipe;
-        let value = self
+        let (writer, value) = self
             .shared
             .resolve_storage(address, index, last_wipe, self.tx)
             .map_err(Self::unresolved)?;
         self.storage.insert((address, index), value);
-        self.reads.push(ReadRecord::Storage(address, index, value));
+        self.reads
+            .push(ReadRecord::Storage(address, index, value, writer));
         Ok(value)
     }
 
@@ -286,26 +313,47 @@ impl<S: StateReader> Database for VmDb<'_, S> {
 }
 
 /// Re-resolves every read of an incarnation of `tx`; true when all still hold.
+///
+/// A read that came from the base state and still finds no write below `tx`
+/// holds without reading the base again (the base does not change during the
+/// block, and a storage read's wipe context is validated with its account's
+/// read, which precedes it). Every other read is compared by value.
 pub fn validate<S: StateReader>(shared: &Shared<'_, S>, tx: TxIdx, reads: &[ReadRecord]) -> bool {
     let mut wipes: HashMap<Address, Option<TxIdx>> = HashMap::default();
     for read in reads {
         match read {
-            ReadRecord::Account(address, seen) => match shared.resolve_account(*address, tx) {
-                Ok(now) if now == *seen => {
-                    wipes.insert(*address, now.last_wipe);
+            ReadRecord::Account(address, seen, from) => {
+                if from.is_none()
+                    && *address != shared.beneficiary
+                    && shared.mv.read(&Location::Account(*address), tx) == Read::Base
+                {
+                    wipes.insert(*address, seen.last_wipe);
+                    continue;
                 }
-                _ => return false,
-            },
-            ReadRecord::Storage(address, slot, seen) => {
-                let last_wipe = match wipes.get(address) {
-                    Some(w) => *w,
+                match shared.resolve_account(*address, tx) {
+                    Ok(now) if now == *seen => {
+                        wipes.insert(*address, now.last_wipe);
+                    }
+                    _ => return false,
+                }
+            }
+            ReadRecord::Storage(address, slot, seen, from) => {
+                let validated_wipe = wipes.get(address).copied();
+                if from.is_none()
+                    && validated_wipe.is_some()
+                    && shared.mv.read(&Location::Storage(*address, *slot), tx) == Read::Base
+                {
+                    continue;
+                }
+                let last_wipe = match validated_wipe {
+                    Some(w) => w,
                     None => match shared.resolve_account(*address, tx) {
                         Ok(v) => v.last_wipe,
                         Err(_) => return false,
                     },
                 };
                 match shared.resolve_storage(*address, *slot, last_wipe, tx) {
-                    Ok(now) if now == *seen => {}
+                    Ok((_, now)) if now == *seen => {}
                     _ => return false,
                 }
             }
@@ -426,7 +474,7 @@ pub fn execute<'a, S: StateReader>(
     tx: TxIdx,
     env: &TxEnv,
 ) -> Incarnated {
-    evm.ctx.journaled_state.inner.database = VmDb::new(shared, tx);
+    evm.ctx.journaled_state.inner.database.reset(tx);
     evm.ctx.set_tx(env.clone());
     let mut handler = DeferredFeeHandler::<
         _,
@@ -435,15 +483,15 @@ pub fn execute<'a, S: StateReader>(
     >::default();
     let result = handler.run(evm);
     let state = evm.finalize();
-    let db = std::mem::replace(
-        &mut evm.ctx.journaled_state.inner.database,
-        VmDb::new(shared, tx),
-    );
-    if let Some(e) = db.deferred_error {
+    let db = &mut evm.ctx.journaled_state.inner.database;
+    // The read set leaves with the result; the worker's maps stay for reuse.
+    let capacity = db.reads.capacity();
+    let reads = std::mem::replace(&mut db.reads, Vec::with_capacity(capacity));
+    if let Some(e) = db.deferred_error.take() {
         return match e {
             DbError::Blocked(k) => Incarnated::Blocked(k),
             e => Incarnated::Done {
-                reads: db.reads,
+                reads,
                 writes: Vec::new(),
                 fee: U256::ZERO,
                 outcome: Err(EVMError::Database(e)),
@@ -453,7 +501,7 @@ pub fn execute<'a, S: StateReader>(
     match result {
         Err(EVMError::Database(DbError::Blocked(k))) => Incarnated::Blocked(k),
         Err(e) => Incarnated::Done {
-            reads: db.reads,
+            reads,
             writes: Vec::new(),
             fee: U256::ZERO,
             outcome: Err(e),
@@ -472,7 +520,7 @@ pub fn execute<'a, S: StateReader>(
             let writes = extract_writes(&changes, &db.accounts, tx);
             let fee = handler.fee();
             Incarnated::Done {
-                reads: db.reads,
+                reads,
                 writes,
                 fee,
                 outcome: Ok((result, changes, fee)),
