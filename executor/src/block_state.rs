@@ -41,6 +41,14 @@ struct CachedAccount {
     storage: U256Map<Slot>,
 }
 
+/// The cached part of a [`BlockState`], detached from its base.
+#[derive(Debug)]
+pub struct CachedState {
+    accounts: HashMap<Address, CachedAccount>,
+    code_cache: B256Map<Bytecode>,
+    new_codes: B256Map<Bytes>,
+}
+
 /// Block-scoped state over a base [`StateReader`]; see the module docs.
 #[derive(Debug)]
 pub struct BlockState<S> {
@@ -142,6 +150,56 @@ impl<S: StateReader> BlockState<S> {
             account.info = Some(info);
         }
         Ok(())
+    }
+
+    /// What this state cached, without its base (see [`BlockState::absorb`]).
+    pub fn into_cached(self) -> CachedState {
+        CachedState {
+            accounts: self.accounts,
+            code_cache: self.code_cache,
+            new_codes: self.new_codes,
+        }
+    }
+
+    /// Applies what a second state changed on top of this one. `other` must
+    /// have been built over this state's base plus this state's changes so far
+    /// (the parallel executor commits transactions on such a view while this
+    /// state holds the pre-block system calls): an account `other` cached but
+    /// this state did not was untouched here, so its original is the base's.
+    ///
+    /// Costs one map operation per account cached here (usually a handful):
+    /// the larger map of `other` is kept and these are merged into it.
+    pub fn absorb(&mut self, other: CachedState) {
+        use std::collections::hash_map::Entry;
+        let mut accounts = other.accounts;
+        for (address, before) in std::mem::take(&mut self.accounts) {
+            match accounts.entry(address) {
+                Entry::Vacant(e) => {
+                    e.insert(before);
+                }
+                Entry::Occupied(mut e) => {
+                    let after = std::mem::replace(e.get_mut(), before);
+                    let merged = e.get_mut();
+                    if after.storage_cleared {
+                        merged.storage_cleared = true;
+                        merged.storage.clear();
+                    }
+                    merged.info = after.info;
+                    for (slot, value) in after.storage {
+                        merged
+                            .storage
+                            .entry(slot)
+                            .and_modify(|s| s.present = value.present)
+                            .or_insert(value);
+                    }
+                }
+            }
+        }
+        self.accounts = accounts;
+        for (hash, code) in other.code_cache {
+            self.code_cache.entry(hash).or_insert(code);
+        }
+        self.new_codes.extend(other.new_codes);
     }
 
     /// Takes the backend error recorded during the last transaction, if any.

@@ -11,6 +11,7 @@ pub mod call;
 pub mod chain;
 pub mod changes;
 pub mod code_cache;
+pub mod commit;
 pub mod env;
 pub mod error;
 pub mod journal;

@@ -7,10 +7,14 @@
 //! Phases of one block:
 //! 1. pre-block system calls, sequentially, on a [`BlockState`];
 //! 2. the parallel phase over that state (a [`DiffOverlay`] of the base):
-//!    workers take tasks from the [`Scheduler`] until it reports done;
-//! 3. commit: in order, each transaction's block-limit checks, its state
-//!    changes, its deferred beneficiary fee and its receipt; then the
-//!    post-block steps shared with the sequential executor.
+//!    workers take tasks from the [`Scheduler`] until it reports done, and
+//!    between tasks commit the final prefix of the block through a
+//!    [`Committer`] (in order: each transaction's block-limit checks, its
+//!    state changes, its deferred beneficiary fee and its receipt), so the
+//!    serial commit overlaps with execution;
+//! 3. whatever the workers left uncommitted is committed in order, the
+//!    committed state is absorbed into the pre-block state, and the
+//!    post-block steps shared with the sequential executor run.
 //!
 //! A cost model sends blocks where parallelism cannot pay to the sequential
 //! executor.
@@ -18,11 +22,12 @@
 use crate::{
     block::{BlockInput, BlockOutput},
     block_state::BlockState,
+    commit::{CommittedBlock, Committer},
     error::ExecError,
     mv_memory::{Location, MvMemory, Value},
     profile::{self, BlockProfile, TxTrace},
     scheduler::{lock, Scheduler, Task, TxIdx},
-    sequential::{self, check_block_limits, finish_block, make_receipt, tx_error, ExecOptions},
+    sequential::{self, finish_block, tx_error, ExecOptions},
     system,
     vm::{self, Incarnated, ReadRecord, Shared, TxOutcome},
     ChainConfig,
@@ -158,6 +163,10 @@ pub struct PoolError {
 struct TxSlot {
     reads: Vec<ReadRecord>,
     outcome: Option<TxOutcome>,
+    /// Gas used by the latest incarnation (0 when it failed).
+    gas: u64,
+    /// The latest incarnation owes the beneficiary a fee.
+    paid_fee: bool,
     /// Execution time of the latest incarnation.
     time_ns: u64,
     /// The latest incarnation's writes, kept only when profiling.
@@ -267,14 +276,21 @@ impl ParallelExecutor {
         system::pre_block_calls(&mut evm, header, spec)?;
         let pre_block = evm.ctx.journaled_state.inner.database.diff();
 
-        // 2. The parallel phase.
+        // 2. The parallel phase, committing final results as they come.
         let n = block.transactions.len();
         let slots: Vec<Mutex<TxSlot>> = (0..n).map(|_| Mutex::default()).collect();
         let mv = MvMemory::new(n);
         let same_sender = previous_by_sender(block);
         let scheduler = Scheduler::new(n);
+        let max_blob_gas = sequential::max_blob_gas(chain, spec, header.timestamp);
+        let base = DiffOverlay::new(evm.ctx.journaled_state.inner.database.base(), &pre_block);
+        let committer = Mutex::new(Committer::new(
+            block,
+            spec,
+            max_blob_gas,
+            BlockState::with_code_cache(&base, code.clone()),
+        ));
         {
-            let base = DiffOverlay::new(evm.ctx.journaled_state.inner.database.base(), &pre_block);
             let shared = Shared {
                 base: &base,
                 mv: &mv,
@@ -291,12 +307,15 @@ impl ParallelExecutor {
                     scope.spawn(|_| {
                         let mut vm = vm::new_vm(&shared, cfg.clone(), block_env.clone());
                         worker(
-                            &scheduler,
-                            &shared,
+                            &Block {
+                                scheduler: &scheduler,
+                                shared: &shared,
+                                slots: &slots,
+                                committer: &committer,
+                                block,
+                                same_sender: &same_sender,
+                            },
                             &mut vm,
-                            &slots,
-                            block,
-                            &same_sender,
                             WorkerPolicy {
                                 fallback_min_aborts,
                                 keep_writes,
@@ -316,85 +335,70 @@ impl ParallelExecutor {
         };
         if scheduler.halted() {
             // Speculation was wasted on a dependent block: run it in order.
+            drop(committer);
             let base = evm.ctx.journaled_state.inner.database.base();
             let output = sequential::execute_block(base, block, chain, options)?;
             stats.fell_back = true;
             return Ok((output, stats, None));
         }
 
+        // 3. Commit what the workers left, in order: every result is final now.
+        let mut committer = committer.into_inner().unwrap_or_else(|e| e.into_inner());
+        while committer.open() {
+            let outcome = lock(&slots[committer.next()]).outcome.take();
+            committer.commit(outcome);
+        }
+        let committed = committer.finish()?;
+
         // The parallel phase's bookkeeping is large for big blocks; free it off
         // the critical path.
         let mut traces = Vec::with_capacity(if keep_writes { n } else { 0 });
-        let outcomes: Vec<Option<TxOutcome>> = slots
-            .into_iter()
-            .map(|slot| {
-                let slot = slot.into_inner().unwrap_or_else(|e| e.into_inner());
-                stats.work_ns += slot.time_ns;
-                if keep_writes {
-                    let (gas, paid_fee) = match &slot.outcome {
-                        Some(Ok((result, _, fee))) => (result.tx_gas_used(), !fee.is_zero()),
-                        _ => (0, false),
-                    };
-                    traces.push(TxTrace {
-                        reads: slot.reads,
-                        writes: slot.writes,
-                        paid_fee,
-                        gas,
-                        time_ns: slot.time_ns,
-                        incarnations: slot.incarnations,
-                    });
-                } else if n >= BACKGROUND_DROP_MIN_TXS {
-                    garbage.push(slot.reads);
-                }
-                slot.outcome
-            })
-            .collect();
+        for slot in slots {
+            let slot = slot.into_inner().unwrap_or_else(|e| e.into_inner());
+            stats.work_ns += slot.time_ns;
+            if keep_writes {
+                traces.push(TxTrace {
+                    reads: slot.reads,
+                    writes: slot.writes,
+                    paid_fee: slot.paid_fee,
+                    gas: slot.gas,
+                    time_ns: slot.time_ns,
+                    incarnations: slot.incarnations,
+                });
+            } else if n >= BACKGROUND_DROP_MIN_TXS {
+                garbage.push(slot.reads);
+            }
+        }
         let profile =
             keep_writes.then(|| profile::profile(&traces, header.beneficiary, stats.reexecutions));
         if n >= BACKGROUND_DROP_MIN_TXS {
             garbage.extend(traces.into_iter().map(|t| t.reads));
-        }
-        if n >= BACKGROUND_DROP_MIN_TXS {
             let garbage = (mv, scheduler, garbage);
             std::thread::spawn(move || drop(garbage));
         }
 
-        // 3. Commit in order.
-        let max_blob_gas = sequential::max_blob_gas(chain, spec, header.timestamp);
-        let mut receipts = Vec::with_capacity(n);
-        let mut cumulative_gas = 0u64;
-        let mut blob_gas = 0u64;
-        for (index, outcome) in outcomes.into_iter().enumerate() {
-            check_block_limits(block, index, cumulative_gas, blob_gas, max_blob_gas)?;
-            let (result, changes, fee) = match outcome {
-                Some(Ok(done)) => done,
-                Some(Err(e)) => return Err(tx_error(block, index, e)),
-                None => {
-                    return Err(tx_error(
-                        block,
-                        index,
-                        EVMError::Custom(
-                            "parallel phase ended without executing the transaction".into(),
-                        ),
-                    ))
-                }
-            };
-            let db = &mut evm.ctx.journaled_state.inner.database;
-            db.commit_changes(changes)
-                .and_then(|()| db.increment_balance(header.beneficiary, fee, spec))
-                .map_err(|e| tx_error(block, index, EVMError::Database(e)))?;
-            cumulative_gas += result.tx_gas_used();
-            let tx = &block.transactions[index];
-            blob_gas += tx.env.blob_hashes.len() as u64 * alloy_eips::eip4844::DATA_GAS_PER_BLOB;
-            receipts.push(make_receipt(tx.tx_type, result, cumulative_gas));
-        }
+        // The committed transactions go on top of the pre-block calls, then
+        // the post-block steps shared with the sequential executor.
+        let CommittedBlock {
+            state: committed_state,
+            receipts,
+            gas_used,
+            blob_gas_used,
+        } = committed;
+        let committed_state = committed_state.into_cached();
+        evm.ctx
+            .journaled_state
+            .inner
+            .database
+            .absorb(committed_state);
         let (state, requests) = finish_block(evm, block, chain, spec, &options, &receipts)?;
+        let diff = state.into_diff();
         Ok((
             BlockOutput {
-                gas_used: cumulative_gas,
-                blob_gas_used: blob_gas,
+                gas_used,
+                blob_gas_used,
                 receipts,
-                diff: state.into_diff(),
+                diff,
                 requests,
             },
             stats,
@@ -422,16 +426,48 @@ struct WorkerPolicy {
     keep_writes: bool,
 }
 
+/// What the workers of one block share.
+struct Block<'b, 'a, 'c, S> {
+    scheduler: &'b Scheduler,
+    shared: &'a Shared<'a, S>,
+    slots: &'b [Mutex<TxSlot>],
+    committer: &'b Mutex<Committer<'c, &'c S>>,
+    block: &'b BlockInput,
+    same_sender: &'b [Option<TxIdx>],
+}
+
+/// Commits as many final transactions as are ready, in order, unless another
+/// worker is committing already.
+fn commit_ready<S: StateReader>(b: &Block<'_, '_, '_, S>) {
+    let Ok(mut committer) = b.committer.try_lock() else {
+        return;
+    };
+    while committer.open() {
+        let tx = committer.next();
+        let mut outcome = None;
+        let committed = b.scheduler.try_commit(tx, || {
+            let mut slot = lock(&b.slots[tx]);
+            let valid = vm::validate(b.shared, tx, &slot.reads);
+            if valid {
+                outcome = slot.outcome.take();
+            }
+            valid
+        });
+        if !committed || !committer.commit(outcome) {
+            return;
+        }
+    }
+}
+
 /// One worker's loop: take tasks until the scheduler reports the block done.
 fn worker<'a, S: StateReader>(
-    scheduler: &Scheduler,
-    shared: &'a Shared<'a, S>,
+    b: &Block<'_, 'a, '_, S>,
     vm: &mut vm::VmEvm<'a, S>,
-    slots: &[Mutex<TxSlot>],
-    block: &BlockInput,
-    same_sender: &[Option<TxIdx>],
     policy: WorkerPolicy,
 ) {
+    let scheduler = b.scheduler;
+    let shared = b.shared;
+    let slots = b.slots;
     let mut task = None;
     loop {
         if policy
@@ -443,17 +479,20 @@ fn worker<'a, S: StateReader>(
         }
         let current = match task.take() {
             Some(t) => t,
-            None => match scheduler.next_task() {
-                Some(t) => t,
-                None => return,
-            },
+            None => {
+                commit_ready(b);
+                match scheduler.next_task() {
+                    Some(t) => t,
+                    None => return,
+                }
+            }
         };
         task = match current {
             Task::Execute(version) => {
-                let env = &block.transactions[version.tx].env;
+                let env = &b.block.transactions[version.tx].env;
                 // A sender's transactions are a chain (nonce, balance): wait for
                 // the previous one instead of executing on a stale view.
-                if let Some(previous) = same_sender[version.tx] {
+                if let Some(previous) = b.same_sender[version.tx] {
                     if !scheduler.is_executed(previous) && scheduler.wait_for(version.tx, previous)
                     {
                         continue;
@@ -476,17 +515,20 @@ fn worker<'a, S: StateReader>(
                         } => {
                             let time_ns = start.elapsed().as_nanos() as u64;
                             let wrote_new = shared.mv.record(version.tx, &writes, fee);
-                            let kept = if policy.keep_writes {
-                                writes
-                            } else {
-                                Vec::new()
+                            let (gas, paid_fee) = match &outcome {
+                                Ok((result, _, fee)) => (result.tx_gas_used(), !fee.is_zero()),
+                                Err(_) => (0, false),
                             };
                             {
                                 let mut slot = lock(&slots[version.tx]);
                                 slot.reads = reads;
                                 slot.outcome = Some(outcome);
+                                slot.gas = gas;
+                                slot.paid_fee = paid_fee;
                                 slot.time_ns = time_ns;
-                                slot.writes = kept;
+                                if policy.keep_writes {
+                                    slot.writes = writes;
+                                }
                                 slot.incarnations = version.incarnation + 1;
                             }
                             break scheduler.finish_execution(version, wrote_new);

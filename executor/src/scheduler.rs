@@ -15,6 +15,7 @@
 //!   Executing(i) --add_dependency (read an ESTIMATE)--> Aborting(i)
 //!   Executed(i) --try_validation_abort (a read changed)--> Aborting(i)
 //!   Aborting(i) --set_ready_status--> ReadyToExecute(i+1)
+//!   Executed(i) --try_commit (every lower one committed, reads still valid)--> Committed(i)
 //! ```
 //!
 //! Invariants:
@@ -31,7 +32,12 @@
 //!   is done when both indices are past the end, no task is active, and no index
 //!   was lowered meanwhile (`decrease_cnt` unchanged). At that point every
 //!   transaction's last incarnation is `Executed` and validated against the
-//!   final writes of all lower ones: results are final (the commit point).
+//!   final writes of all lower ones: results are final (the commit point);
+//! - `Committed` is terminal: a transaction is committed only in block order,
+//!   after every lower one, with its reads validated under its lock against
+//!   those final writes, so no later validation can fail and nothing aborts
+//!   it; it counts as executed for waiting transactions and is never handed
+//!   out for validation again.
 
 use crossbeam_utils::CachePadded;
 use std::sync::{
@@ -68,6 +74,7 @@ enum Status {
     Executing,
     Executed,
     Aborting,
+    Committed,
 }
 
 #[derive(Debug)]
@@ -295,12 +302,31 @@ impl Scheduler {
 
     /// True once `tx`'s current incarnation has finished executing.
     pub fn is_executed(&self, tx: TxIdx) -> bool {
-        lock(&self.txs[tx].state).status == Status::Executed
+        matches!(
+            lock(&self.txs[tx].state).status,
+            Status::Executed | Status::Committed
+        )
+    }
+
+    /// Commits `tx` if its current incarnation has executed and `still_valid`
+    /// (run under `tx`'s lock, so no abort interleaves) confirms its reads.
+    /// The caller must have committed every lower transaction first: the
+    /// reads are then checked against final writes, and the result is final.
+    pub fn try_commit(&self, tx: TxIdx, still_valid: impl FnOnce() -> bool) -> bool {
+        let mut state = lock(&self.txs[tx].state);
+        if state.status != Status::Executed || !still_valid() {
+            return false;
+        }
+        state.status = Status::Committed;
+        true
     }
 
     fn suspend(&self, tx: TxIdx, blocking: TxIdx) -> bool {
         let mut deps = lock(&self.txs[blocking].dependencies);
-        if lock(&self.txs[blocking].state).status == Status::Executed {
+        if matches!(
+            lock(&self.txs[blocking].state).status,
+            Status::Executed | Status::Committed
+        ) {
             return false;
         }
         {

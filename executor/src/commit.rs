@@ -1,0 +1,146 @@
+//! The in-order commit of the parallel executor: final transaction results are
+//! applied to a block state, with their block-limit checks, deferred
+//! beneficiary fees and receipts, strictly in block order.
+//!
+//! Workers commit while the parallel phase runs (a rolling commit), so the
+//! serial part of the block overlaps with the execution of later
+//! transactions. Invariants:
+//! - transaction `k` is committed only after every transaction below it, and
+//!   only once its reads were validated against their (then final) writes, under
+//!   its scheduler lock (see [`crate::scheduler::Scheduler::try_commit`]): its
+//!   result is final and the scheduler never re-executes it;
+//! - the first failure (a block limit, an invalid transaction) stops the
+//!   commit; it is the block's error, exactly as the sequential executor would
+//!   report it.
+
+use crate::{
+    block::BlockInput,
+    block_state::BlockState,
+    error::ExecError,
+    receipt::TxReceipt,
+    scheduler::TxIdx,
+    sequential::{check_block_limits, make_receipt, tx_error},
+    vm::TxOutcome,
+};
+use pel_state::StateReader;
+use revm::{context::result::EVMError, primitives::hardfork::SpecId};
+
+/// The committed prefix of a block; see the module docs.
+#[derive(Debug)]
+pub struct Committer<'a, S> {
+    block: &'a BlockInput,
+    spec: SpecId,
+    max_blob_gas: Option<u64>,
+    state: BlockState<S>,
+    receipts: Vec<TxReceipt>,
+    cumulative_gas: u64,
+    blob_gas: u64,
+    failure: Option<ExecError>,
+}
+
+/// What the commit of a whole block produced.
+#[derive(Debug)]
+pub struct CommittedBlock<S> {
+    /// The state after every transaction (and fee).
+    pub state: BlockState<S>,
+    /// One receipt per transaction.
+    pub receipts: Vec<TxReceipt>,
+    /// Gas used by the block's transactions.
+    pub gas_used: u64,
+    /// Blob gas used by the block's transactions.
+    pub blob_gas_used: u64,
+}
+
+impl<'a, S: StateReader> Committer<'a, S> {
+    /// Commits `block`'s transactions on top of `state`.
+    pub fn new(
+        block: &'a BlockInput,
+        spec: SpecId,
+        max_blob_gas: Option<u64>,
+        state: BlockState<S>,
+    ) -> Self {
+        Self {
+            block,
+            spec,
+            max_blob_gas,
+            state,
+            receipts: Vec::with_capacity(block.transactions.len()),
+            cumulative_gas: 0,
+            blob_gas: 0,
+            failure: None,
+        }
+    }
+
+    /// The next transaction to commit (the number committed so far).
+    pub fn next(&self) -> TxIdx {
+        self.receipts.len()
+    }
+
+    /// True while more transactions can be committed: not at the block's end
+    /// and no failure.
+    pub fn open(&self) -> bool {
+        self.failure.is_none() && self.next() < self.block.transactions.len()
+    }
+
+    /// Commits transaction [`Self::next`] with its final outcome (`None`: it
+    /// never ran, an executor bug reported as an error). Returns false, and
+    /// keeps the error, when the block fails here.
+    pub fn commit(&mut self, outcome: Option<TxOutcome>) -> bool {
+        match self.apply(outcome) {
+            Ok(()) => true,
+            Err(e) => {
+                self.failure = Some(e);
+                false
+            }
+        }
+    }
+
+    fn apply(&mut self, outcome: Option<TxOutcome>) -> Result<(), ExecError> {
+        let block = self.block;
+        let index = self.next();
+        check_block_limits(
+            block,
+            index,
+            self.cumulative_gas,
+            self.blob_gas,
+            self.max_blob_gas,
+        )?;
+        let (result, changes, fee) = match outcome {
+            Some(Ok(done)) => done,
+            Some(Err(e)) => return Err(tx_error(block, index, e)),
+            None => {
+                return Err(tx_error(
+                    block,
+                    index,
+                    EVMError::Custom(
+                        "parallel phase ended without executing the transaction".into(),
+                    ),
+                ))
+            }
+        };
+        let beneficiary = block.header.beneficiary;
+        self.state
+            .commit_changes(changes)
+            .and_then(|()| self.state.increment_balance(beneficiary, fee, self.spec))
+            .map_err(|e| tx_error(block, index, EVMError::Database(e)))?;
+        self.cumulative_gas += result.tx_gas_used();
+        let tx = &block.transactions[index];
+        self.blob_gas += tx.env.blob_hashes.len() as u64 * alloy_eips::eip4844::DATA_GAS_PER_BLOB;
+        self.receipts
+            .push(make_receipt(tx.tx_type, result, self.cumulative_gas));
+        Ok(())
+    }
+
+    /// The committed block, or its first failure.
+    pub fn finish(self) -> Result<CommittedBlock<S>, ExecError> {
+        if let Some(e) = self.failure {
+            return Err(e);
+        }
+        Ok(CommittedBlock {
+            state: self.state,
+            receipts: self.receipts,
+            gas_used: self.cumulative_gas,
+            blob_gas_used: self.blob_gas,
+        })
+    }
+}
