@@ -80,7 +80,7 @@ pub struct CostModel {
     /// transfers, a microsecond each) run sequentially.
     pub min_gas_per_tx: u64,
     /// Give up the parallel phase and execute in order once this many
-    /// incarnations were aborted and they are at least half of all executions
+    /// incarnations were aborted and they are at least a third of all executions
     /// (a dependent block); `None` never gives up.
     pub fallback_min_aborts: Option<usize>,
 }
