@@ -73,10 +73,16 @@ pub struct TrieUpdate {
 /// unchanged subtries. With `wiped`, the stored leaves and nodes are ignored (the
 /// trie is rebuilt from `changes` alone; the caller deletes the old ones).
 /// `previous_root` is returned as is when nothing changed.
+///
+/// `replaced(key)` says that a changed key is already a stored leaf: a child
+/// holding a single stored leaf and a single change to that same key then
+/// needs no read of the stored leaves. It must never be true for a key that is
+/// not stored; false is always safe (the leaves are read).
 pub fn update_root(
     nodes: &dyn NodeSource,
     leaves: &dyn LeafSource,
     changes: &LeafChanges,
+    replaced: &dyn Fn(&B256) -> bool,
     wiped: bool,
     previous_root: B256,
 ) -> Result<TrieUpdate, StateError> {
@@ -92,6 +98,8 @@ pub fn update_root(
         changes,
         base: !wiped,
         changed: changes.keys().map(Nibbles::unpack).collect(),
+        changed_keys: changes.keys().copied().collect(),
+        replaced,
         deleted: changes
             .iter()
             .filter(|(_, v)| v.is_none())
@@ -136,6 +144,9 @@ struct Walk<'a> {
     /// False when the stored trie is to be ignored (wiped).
     base: bool,
     changed: Vec<Nibbles>,
+    /// The same keys, unpacked in `changed`.
+    changed_keys: Vec<B256>,
+    replaced: &'a dyn Fn(&B256) -> bool,
     /// The deleted keys, sorted.
     deleted: Vec<Nibbles>,
     /// Scratch buffer for leaf encodings.
@@ -148,6 +159,14 @@ impl Walk<'_> {
     /// True when some changed key lies under `prefix`.
     fn is_changed(&self, prefix: &Nibbles) -> bool {
         any_under(&self.changed, prefix)
+    }
+
+    /// True when the child slot `child`, holding at most one stored leaf,
+    /// needs no read of it: the only change under it replaces that leaf.
+    fn replaces_its_leaf(&self, child: &Nibbles) -> bool {
+        let i = self.changed.partition_point(|k| k < child);
+        let under = |j: usize| self.changed.get(j).is_some_and(|k| k.starts_with(child));
+        under(i) && !under(i + 1) && (self.replaced)(&self.changed_keys[i])
     }
 
     /// True when some changed key under `prefix` is `>= from` and `< stop`.
@@ -168,18 +187,18 @@ impl Walk<'_> {
                 // The slot held an extension to `below`, so every stored leaf
                 // under it is under `below`; new leaves may sit beside it.
                 if self.changed_between(&path, &path, Some(&below)) {
-                    self.leaves_in(&path, &path, Some(&below), None)?;
+                    self.leaves_in(&path, &path, Some(&below), None, false)?;
                 }
                 self.branch(below, &node)?;
                 if let Some(after) = below.increment() {
                     if self.changed_between(&path, &after, None) {
-                        self.leaves_in(&path, &after, None, None)?;
+                        self.leaves_in(&path, &after, None, None, false)?;
                     }
                 }
                 return Ok(());
             }
         }
-        self.leaves_in(&path, &path, None, None)
+        self.leaves_in(&path, &path, None, None, true)
     }
 
     /// Rebuilds the stored branch at `path` from its children.
@@ -237,32 +256,46 @@ impl Walk<'_> {
             stop.push(end);
             stop
         });
-        let any = (first..end.unwrap_or(16)).any(|nibble| {
+        // Stored leaves need reading unless each present child's only change
+        // replaces its single leaf.
+        let (mut any, mut read) = (false, false);
+        for nibble in first..end.unwrap_or(16) {
             let mut child = *path;
             child.push(nibble);
-            state_mask.is_bit_set(nibble) || self.is_changed(&child)
-        });
+            let present = state_mask.is_bit_set(nibble);
+            any |= present || self.is_changed(&child);
+            read |= present && !self.replaces_its_leaf(&child);
+        }
         if !any {
             return Ok(());
         }
-        self.leaves_in(path, &from, stop.as_ref(), stays.then_some(path.len()))
+        self.leaves_in(
+            path,
+            &from,
+            stop.as_ref(),
+            stays.then_some(path.len()),
+            read,
+        )
     }
 
     /// Feeds the leaves under `prefix` with key `>= from` and `< stop`, merging
-    /// the stored leaves with the changes. With `branch_depth`, the leaves are
-    /// children of a branch at that depth which stays a branch: a leaf alone in
-    /// its child is fed by its hash when its node is referenced by hash.
+    /// the stored leaves (unless `read` is false: the range holds none that the
+    /// changes do not replace) with the changes. With `branch_depth`, the
+    /// leaves are children of a branch at that depth which stays a branch: a
+    /// leaf alone in its child is fed by its hash when its node is referenced
+    /// by hash.
     fn leaves_in(
         &mut self,
         prefix: &Nibbles,
         from: &Nibbles,
         stop: Option<&Nibbles>,
         branch_depth: Option<usize>,
+        read: bool,
     ) -> Result<(), StateError> {
         let lower = lower_bound(from);
         let within = |key: &Nibbles| key.starts_with(prefix) && stop.is_none_or(|s| key < s);
         let mut stored: Vec<(B256, Vec<u8>)> = Vec::new();
-        if self.base {
+        if self.base && read {
             let changes = self.changes;
             self.leaves.leaves_from(&lower, &mut |key, value| {
                 if !within(&Nibbles::unpack(key)) {
@@ -406,6 +439,8 @@ mod tests {
         root: B256,
         /// Stored leaves read by walks so far.
         reads: std::cell::Cell<usize>,
+        /// Tell the walk nothing about which changed keys are stored.
+        conservative: bool,
     }
 
     impl NodeSource for MemTrie {
@@ -444,7 +479,8 @@ mod tests {
 
     impl MemTrie {
         fn apply(&mut self, changes: &LeafChanges) {
-            let update = update_root(self, self, changes, false, self.root).unwrap();
+            let stored = |k: &B256| !self.conservative && self.leaves.contains_key(k);
+            let update = update_root(self, self, changes, &stored, false, self.root).unwrap();
             for path in &update.removed {
                 self.nodes.remove(path);
             }
@@ -468,7 +504,8 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (*k, Some(v.clone())))
                 .collect();
-            let rebuilt = update_root(&fresh, &fresh, &all, false, EMPTY_ROOT_HASH).unwrap();
+            let rebuilt =
+                update_root(&fresh, &fresh, &all, &|_| false, false, EMPTY_ROOT_HASH).unwrap();
             fresh.nodes.extend(rebuilt.updated);
             assert_eq!(
                 self.nodes.keys().collect::<Vec<_>>(),
@@ -546,11 +583,20 @@ mod tests {
         trie.apply(&all(1));
         // Rewriting every leaf stores their hashes in their branches.
         trie.apply(&all(2));
+        // Updating a stored key reads no stored leaf at all (the checks in
+        // `apply` read through the leaves map directly).
         let one: LeafChanges = [(key(7), Some(vec![3; 40]))].into();
         trie.reads.set(0);
         trie.apply(&one);
-        // Only the changed key's own neighbourhood is read (the checks in
-        // `apply` read through the leaves map directly).
+        assert_eq!(trie.reads.get(), 0);
+        // Without knowing that the key is stored, only its neighbourhood is.
+        trie.conservative = true;
+        trie.apply(&[(key(7), Some(vec![4; 40]))].into());
+        assert!(trie.reads.get() <= 2, "read {} leaves", trie.reads.get());
+        trie.conservative = false;
+        // A new key reads at most the leaf it lands beside.
+        trie.reads.set(0);
+        trie.apply(&[(key(5000), Some(vec![5; 40]))].into());
         assert!(trie.reads.get() <= 2, "read {} leaves", trie.reads.get());
         // A deletion below a branch makes its leaf hashes unusable: the
         // siblings are read again, and the result is still exact.
@@ -569,8 +615,8 @@ mod tests {
         fn incremental_equals_full(batches in prop::collection::vec(
             prop::collection::vec((0u16..300, prop::option::weighted(0.7, 0u8..40)), 0..60),
             1..8,
-        )) {
-            let mut trie = MemTrie { root: EMPTY_ROOT_HASH, ..MemTrie::default() };
+        ), conservative in any::<bool>()) {
+            let mut trie = MemTrie { root: EMPTY_ROOT_HASH, conservative, ..MemTrie::default() };
             for batch in batches {
                 // Short values give leaves inlined in their branch; long ones
                 // give leaves referenced by hash, which branches carry.

@@ -27,7 +27,7 @@ use crate::{
     trie::{self, LeafChanges, TrieUpdate},
     AccountInfo, StateDiff, StateError, StateReader,
 };
-use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
+use alloy_primitives::{keccak256, map::HashSet, Address, Bytes, B256, U256};
 use alloy_trie::{Nibbles, TrieAccount, EMPTY_ROOT_HASH};
 pub use history::HistoricalState;
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, DB};
@@ -376,9 +376,14 @@ impl RocksStore {
             batch.put_cf(code, hash.as_slice(), bytes);
         }
         let mut account_leaves = LeafChanges::new();
+        // Changed keys that are stored leaves already (see `trie::update_root`).
+        let mut replaced_accounts: HashSet<B256> = HashSet::default();
         for (address, change) in &diff.accounts {
             let hashed = keccak256(address);
             let pre = self.account(address)?;
+            if pre.is_some() {
+                replaced_accounts.insert(hashed);
+            }
             if history && pre != change.info {
                 let pre_bytes = encode_pre_account(pre.as_ref());
                 batch.put_cf(changes, account_change_key(number, address), &pre_bytes);
@@ -441,12 +446,16 @@ impl RocksStore {
                 continue;
             };
             let mut slot_leaves = LeafChanges::new();
+            let mut replaced_slots: HashSet<B256> = HashSet::default();
             for (slot, value) in &change.storage {
                 let key = storage_key(address, slot);
                 let hashed_slot = keccak256(slot.to_be_bytes::<32>());
                 let mut hashed_key = [0u8; 64];
                 hashed_key[..32].copy_from_slice(hashed.as_slice());
                 hashed_key[32..].copy_from_slice(hashed_slot.as_slice());
+                if pre_slots.get(slot).is_some_and(|pre| !pre.is_zero()) {
+                    replaced_slots.insert(hashed_slot);
+                }
                 if value.is_zero() {
                     batch.delete_cf(storage, key);
                     batch.delete_cf(hashed_storage, hashed_key);
@@ -469,6 +478,7 @@ impl RocksStore {
                 &DbNodes::new(self, CF_STORAGE_TRIE, Some(hashed))?,
                 &DbLeaves::new(self, CF_HASHED_STORAGE, Some(hashed))?,
                 &slot_leaves,
+                &|k| replaced_slots.contains(k),
                 wipe,
                 previous_root,
             )?;
@@ -486,6 +496,7 @@ impl RocksStore {
             &DbNodes::new(self, CF_ACCOUNT_TRIE, None)?,
             &DbLeaves::new(self, CF_HASHED_ACCOUNTS, None)?,
             &account_leaves,
+            &|k| replaced_accounts.contains(k),
             false,
             previous_root,
         )?;
