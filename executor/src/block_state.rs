@@ -41,6 +41,13 @@ struct CachedAccount {
     storage: U256Map<Slot>,
 }
 
+/// Accounts a transaction usually touches (sender, recipient or contract, and
+/// one more for tokens and pools), for [`BlockState::reserve_for_block`].
+const ACCOUNTS_PER_TX: usize = 3;
+
+/// Blocks with fewer transactions grow their account map as needed.
+const RESERVE_MIN_TXS: usize = 1000;
+
 /// The cached part of a [`BlockState`], detached from its base.
 #[derive(Debug)]
 pub struct CachedState {
@@ -77,6 +84,17 @@ impl<S: StateReader> BlockState<S> {
             shared_code,
             new_codes: B256Map::default(),
             deferred_error: None,
+        }
+    }
+
+    /// Reserves room for the accounts a big block of `txs` transactions will
+    /// likely cache, so that the map does not grow (rehashing into fresh
+    /// memory, page by page) while it runs: about a tenth of the sequential
+    /// time of a block of 4,000 transfers. Smaller blocks (mainnet's) showed
+    /// no gain, so they keep growing the map as needed.
+    pub fn reserve_for_block(&mut self, txs: usize) {
+        if txs >= RESERVE_MIN_TXS {
+            self.accounts.reserve(txs.saturating_mul(ACCOUNTS_PER_TX));
         }
     }
 

@@ -284,12 +284,9 @@ impl ParallelExecutor {
         let scheduler = Scheduler::new(n);
         let max_blob_gas = sequential::max_blob_gas(chain, spec, header.timestamp);
         let base = DiffOverlay::new(evm.ctx.journaled_state.inner.database.base(), &pre_block);
-        let committer = Mutex::new(Committer::new(
-            block,
-            spec,
-            max_blob_gas,
-            BlockState::with_code_cache(&base, code.clone()),
-        ));
+        let mut commit_state = BlockState::with_code_cache(&base, code.clone());
+        commit_state.reserve_for_block(n);
+        let committer = Mutex::new(Committer::new(block, spec, max_blob_gas, commit_state));
         {
             let shared = Shared {
                 base: &base,

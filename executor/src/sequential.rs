@@ -115,7 +115,8 @@ pub fn execute_block<S: StateReader>(
     let header = &block.header;
     let spec = chain.spec_at(header.number, header.timestamp);
     let code_cache = options.code_cache.clone().unwrap_or_default();
-    let state = BlockState::with_code_cache(state, code_cache);
+    let mut state = BlockState::with_code_cache(state, code_cache);
+    state.reserve_for_block(block.transactions.len());
     let mut evm = system::new_evm(state, chain, header, spec);
     let max_blob_gas = max_blob_gas(chain, spec, header.timestamp);
 
