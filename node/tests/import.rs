@@ -186,6 +186,22 @@ fn bad_data_dirs_are_refused_and_untouched() {
     }
     let err = Chain::open(&dir.join("c"), StoreOptions::default()).unwrap_err();
     assert!(err.to_string().contains("schema version 99"), "{err}");
+    // A version-1 store (branch hashes only) opens and is marked version 2.
+    let version = |v: u32| {
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(false);
+        let cfs = rocksdb::DB::list_cf(&opts, dir.join("c")).unwrap();
+        let db = rocksdb::DB::open_cf(&opts, dir.join("c"), cfs).unwrap();
+        let meta = db.cf_handle("meta").unwrap();
+        if v > 0 {
+            db.put_cf(meta, b"schema_version", v.to_be_bytes()).unwrap();
+        }
+        let stored = db.get_cf(meta, b"schema_version").unwrap().unwrap();
+        u32::from_be_bytes(stored.as_slice().try_into().unwrap())
+    };
+    version(1);
+    drop(Chain::open(&dir.join("c"), StoreOptions::default()).unwrap());
+    assert_eq!(version(0), 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

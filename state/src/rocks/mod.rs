@@ -192,7 +192,7 @@ impl RocksStore {
                 .try_into()
                 .map_err(|_| StateError::Backend("corrupt schema version".into()))?,
         );
-        if version != SCHEMA_VERSION {
+        if version != SCHEMA_VERSION && version != UPGRADABLE_SCHEMA_VERSION {
             return Err(StateError::Backend(format!(
                 "{} has schema version {version}, this build reads version {SCHEMA_VERSION}",
                 path.display()
@@ -219,6 +219,13 @@ impl RocksStore {
             return Err(StateError::Backend(format!(
                 "data dir is inconsistent: head block {number} has state root {state_root} but the stored trie has {trie_root}"
             )));
+        }
+        if version == UPGRADABLE_SCHEMA_VERSION {
+            // Marked once every check passed, before this build writes a block.
+            store
+                .db
+                .put_cf(meta, META_SCHEMA_VERSION, SCHEMA_VERSION.to_be_bytes())
+                .map_err(db_err)?;
         }
         Ok(store)
     }

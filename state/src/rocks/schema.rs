@@ -35,8 +35,18 @@
 use crate::{AccountInfo, StateError};
 use alloy_primitives::{Address, B256, U256};
 
-/// Version of this layout; a data dir with another version is refused.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of this layout; a data dir with another version is refused, except
+/// [`UPGRADABLE_SCHEMA_VERSION`].
+///
+/// Version 2: a stored branch node may carry the hash of a single-leaf child
+/// (a `hash_mask` bit outside `tree_mask`, see [`crate::trie`]). A version-1
+/// build would take such a hash for a branch's and reuse it where the leaf
+/// moves, so a store written by this build must be refused by it.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// A version this build opens and marks as [`SCHEMA_VERSION`]: version 1
+/// nodes carry branch hashes only, which version 2 reads the same way.
+pub const UPGRADABLE_SCHEMA_VERSION: u32 = 1;
 
 /// Column family names, in creation order.
 pub const COLUMN_FAMILIES: &[&str] = &[
