@@ -174,19 +174,7 @@ fn bad_data_dirs_are_refused_and_untouched() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("malformed genesis"));
     assert!(!dir.join("d").exists());
-    // A wrong schema version is refused.
-    {
-        let mut opts = rocksdb::Options::default();
-        opts.create_if_missing(false);
-        let cfs = rocksdb::DB::list_cf(&opts, dir.join("c")).unwrap();
-        let db = rocksdb::DB::open_cf(&opts, dir.join("c"), cfs).unwrap();
-        let meta = db.cf_handle("meta").unwrap();
-        db.put_cf(meta, b"schema_version", 99u32.to_be_bytes())
-            .unwrap();
-    }
-    let err = Chain::open(&dir.join("c"), StoreOptions::default()).unwrap_err();
-    assert!(err.to_string().contains("schema version 99"), "{err}");
-    // A version-1 store (branch hashes only) opens and is marked version 2.
+    // Sets the stored schema version (0: leaves it) and returns it.
     let version = |v: u32| {
         let mut opts = rocksdb::Options::default();
         opts.create_if_missing(false);
@@ -199,6 +187,11 @@ fn bad_data_dirs_are_refused_and_untouched() {
         let stored = db.get_cf(meta, b"schema_version").unwrap().unwrap();
         u32::from_be_bytes(stored.as_slice().try_into().unwrap())
     };
+    // A wrong schema version is refused.
+    version(99);
+    let err = Chain::open(&dir.join("c"), StoreOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("schema version 99"), "{err}");
+    // A version-1 store (branch hashes only) opens and is marked version 2.
     version(1);
     drop(Chain::open(&dir.join("c"), StoreOptions::default()).unwrap());
     assert_eq!(version(0), 2);

@@ -171,10 +171,7 @@ impl Walk<'_> {
 
     /// True when some changed key under `prefix` is `>= from` and `< stop`.
     fn changed_between(&self, prefix: &Nibbles, from: &Nibbles, stop: Option<&Nibbles>) -> bool {
-        let i = self.changed.partition_point(|k| k < from);
-        self.changed
-            .get(i)
-            .is_some_and(|k| k.starts_with(prefix) && stop.is_none_or(|s| k < s))
+        any_between(&self.changed, prefix, from, stop)
     }
 
     /// Feeds every leaf under the child slot `path`.
@@ -357,8 +354,15 @@ impl Walk<'_> {
 
 /// True when some key of the sorted `keys` lies under `prefix`.
 fn any_under(keys: &[Nibbles], prefix: &Nibbles) -> bool {
-    let i = keys.partition_point(|k| k < prefix);
-    keys.get(i).is_some_and(|k| k.starts_with(prefix))
+    any_between(keys, prefix, prefix, None)
+}
+
+/// True when some key of the sorted `keys` under `prefix` is `>= from` and
+/// `< stop`.
+fn any_between(keys: &[Nibbles], prefix: &Nibbles, from: &Nibbles, stop: Option<&Nibbles>) -> bool {
+    let i = keys.partition_point(|k| k < from);
+    keys.get(i)
+        .is_some_and(|k| k.starts_with(prefix) && stop.is_none_or(|s| k < s))
 }
 
 /// The nibble of `key` at position `depth` (below 64).
