@@ -19,8 +19,10 @@ use crate::{
     error::ExecError,
     receipt::TxReceipt,
     scheduler::TxIdx,
-    sequential::{check_block_limits, make_receipt, tx_error},
+    sequential::{check_block_limits, execute_in_order, make_receipt, tx_error, InOrder},
+    system,
     vm::TxOutcome,
+    ChainConfig,
 };
 use pel_state::StateReader;
 use revm::{context::result::EVMError, primitives::hardfork::SpecId};
@@ -129,6 +131,29 @@ impl<'a, S: StateReader> Committer<'a, S> {
         self.receipts
             .push(make_receipt(tx.tx_type, result, self.cumulative_gas));
         Ok(())
+    }
+
+    /// Executes the transactions not committed yet in order, on the committed
+    /// state, as the sequential executor would (the parallel phase gave up on
+    /// a dependent block); then the committed block, or its first failure.
+    pub fn finish_in_order(self, chain: &ChainConfig) -> Result<CommittedBlock<S>, ExecError> {
+        if let Some(e) = self.failure {
+            return Err(e);
+        }
+        let block = self.block;
+        let mut evm = system::new_evm(self.state, chain, &block.header, self.spec);
+        let mut progress = InOrder {
+            receipts: self.receipts,
+            cumulative_gas: self.cumulative_gas,
+            blob_gas: self.blob_gas,
+        };
+        execute_in_order(&mut evm, block, self.max_blob_gas, &mut progress)?;
+        Ok(CommittedBlock {
+            state: evm.ctx.journaled_state.inner.database,
+            receipts: progress.receipts,
+            gas_used: progress.cumulative_gas,
+            blob_gas_used: progress.blob_gas,
+        })
     }
 
     /// The committed block, or its first failure.

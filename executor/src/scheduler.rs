@@ -41,7 +41,7 @@
 
 use crossbeam_utils::CachePadded;
 use std::sync::{
-    atomic::{AtomicBool, AtomicUsize, Ordering},
+    atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     Mutex, MutexGuard,
 };
 
@@ -98,6 +98,16 @@ struct TxCell {
 struct Counters {
     aborts: AtomicUsize,
     validation_failures: AtomicUsize,
+    /// Finished executions (high 32 bits) and aborts (low 32 bits) at the
+    /// start of the current window of [`ABORT_WINDOW`] executions.
+    window: AtomicU64,
+}
+
+/// Executions per window of the fall-back decision.
+const ABORT_WINDOW: usize = 64;
+
+fn pack_window(executions: usize, aborts: usize) -> u64 {
+    ((executions as u64) << 32) | (aborts as u64 & 0xffff_ffff)
 }
 
 /// Shared scheduling state of one block; see the module docs.
@@ -169,13 +179,37 @@ impl Scheduler {
     }
 
     /// True when speculation is mostly wasted: at least `min_aborts` aborted
-    /// incarnations, and at least one abort for every three finished
-    /// executions (a chain of dependent transactions on two workers aborts
-    /// about every other transaction; with the rolling commit fewer of them
-    /// are executed twice).
+    /// incarnations, and at least one abort for every four finished
+    /// executions, over the whole block so far or over the last window of
+    /// [`ABORT_WINDOW`] executions. A chain of dependent transactions on two
+    /// workers hovers around one abort in three or four executions (the
+    /// rolling commit and the dependency waits keep many from running twice),
+    /// and at that rate each transaction costs two to three times its
+    /// sequential execution; the window catches a chain that the block's
+    /// running total would only cross late.
     pub fn mostly_aborting(&self, min_aborts: usize) -> bool {
         let aborts = self.counters.aborts.load(Ordering::Relaxed);
-        aborts >= min_aborts && aborts * 3 >= self.executions.load(Ordering::Relaxed)
+        if aborts < min_aborts {
+            return false;
+        }
+        let executions = self.executions.load(Ordering::Relaxed);
+        if aborts * 4 >= executions {
+            return true;
+        }
+        let start = self.counters.window.load(Ordering::Relaxed);
+        let (start_executions, start_aborts) =
+            ((start >> 32) as usize, (start & 0xffff_ffff) as usize);
+        if executions < start_executions + ABORT_WINDOW {
+            return false;
+        }
+        // One thread moves the window on; a lost race only skips a check.
+        let _ = self.counters.window.compare_exchange(
+            start,
+            pack_window(executions, aborts),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        aborts.saturating_sub(start_aborts) * 4 >= executions - start_executions
     }
 
     /// Aborted incarnations (by failed validation or by a dependency).

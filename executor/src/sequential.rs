@@ -122,11 +122,50 @@ pub fn execute_block<S: StateReader>(
 
     system::pre_block_calls(&mut evm, header, spec)?;
 
-    let mut receipts = Vec::with_capacity(block.transactions.len());
-    let mut cumulative_gas = 0u64;
-    let mut blob_gas = 0u64;
-    for (index, tx) in block.transactions.iter().enumerate() {
-        check_block_limits(block, index, cumulative_gas, blob_gas, max_blob_gas)?;
+    let mut progress = InOrder {
+        receipts: Vec::with_capacity(block.transactions.len()),
+        cumulative_gas: 0,
+        blob_gas: 0,
+    };
+    execute_in_order(&mut evm, block, max_blob_gas, &mut progress)?;
+
+    let (state, requests) = finish_block(evm, block, chain, spec, &options, &progress.receipts)?;
+    Ok(BlockOutput {
+        gas_used: progress.cumulative_gas,
+        blob_gas_used: progress.blob_gas,
+        receipts: progress.receipts,
+        diff: state.into_diff(),
+        requests,
+    })
+}
+
+/// How far an in-order execution of a block's transactions got: one receipt
+/// per executed transaction, and the running gas totals.
+#[derive(Debug, Default)]
+pub(crate) struct InOrder {
+    pub receipts: Vec<TxReceipt>,
+    pub cumulative_gas: u64,
+    pub blob_gas: u64,
+}
+
+/// Executes `block`'s transactions from `progress.receipts.len()` to the end,
+/// in order, on `evm`'s state (which must already hold every transaction
+/// before that one).
+pub(crate) fn execute_in_order<S: StateReader>(
+    evm: &mut system::BlockEvm<S>,
+    block: &BlockInput,
+    max_blob_gas: Option<u64>,
+    progress: &mut InOrder,
+) -> Result<(), ExecError> {
+    for index in progress.receipts.len()..block.transactions.len() {
+        let tx = &block.transactions[index];
+        check_block_limits(
+            block,
+            index,
+            progress.cumulative_gas,
+            progress.blob_gas,
+            max_blob_gas,
+        )?;
         let result = evm.transact(tx.env.clone());
         if let Some(e) = evm.ctx.journaled_state.inner.database.take_error() {
             return Err(tx_error(block, index, EVMError::Database(e)));
@@ -138,19 +177,16 @@ pub fn execute_block<S: StateReader>(
             .database
             .commit_changes(TxChanges::from_state(out.state))
             .map_err(|e| tx_error(block, index, EVMError::Database(e)))?;
-        cumulative_gas += out.result.tx_gas_used();
-        blob_gas += tx.env.blob_hashes.len() as u64 * alloy_eips::eip4844::DATA_GAS_PER_BLOB;
-        receipts.push(make_receipt(tx.tx_type, out.result, cumulative_gas));
+        progress.cumulative_gas += out.result.tx_gas_used();
+        progress.blob_gas +=
+            tx.env.blob_hashes.len() as u64 * alloy_eips::eip4844::DATA_GAS_PER_BLOB;
+        progress.receipts.push(make_receipt(
+            tx.tx_type,
+            out.result,
+            progress.cumulative_gas,
+        ));
     }
-
-    let (state, requests) = finish_block(evm, block, chain, spec, &options, &receipts)?;
-    Ok(BlockOutput {
-        gas_used: cumulative_gas,
-        blob_gas_used: blob_gas,
-        receipts,
-        diff: state.into_diff(),
-        requests,
-    })
+    Ok(())
 }
 
 /// The steps after the last transaction: post-block system calls, withdrawals,

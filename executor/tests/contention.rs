@@ -378,15 +378,27 @@ fn run_parallel(
         .map_err(|e| e.to_string())
 }
 
+/// 2 and 4 threads running every block to its end, and 2 threads giving up
+/// at the first sign of contention, so that the fall-back (the rest of the
+/// block in order, on top of the committed prefix) runs on contended blocks
+/// from every point of the block.
 fn executors() -> Vec<ParallelExecutor> {
-    [2, 4]
-        .into_iter()
-        .map(|t| {
-            let mut e = ParallelExecutor::new(t).unwrap();
-            e.cost_model = CostModel::always();
-            e
-        })
-        .collect()
+    let eager_fallback = CostModel {
+        fallback_min_aborts: Some(1),
+        ..CostModel::always()
+    };
+    [
+        (2, CostModel::always()),
+        (4, CostModel::always()),
+        (2, eager_fallback),
+    ]
+    .into_iter()
+    .map(|(t, cost_model)| {
+        let mut e = ParallelExecutor::new(t).unwrap();
+        e.cost_model = cost_model;
+        e
+    })
+    .collect()
 }
 
 proptest! {
@@ -406,7 +418,13 @@ proptest! {
         EXECUTORS.with(|executors| {
             for executor in executors {
                 let parallel = run_parallel(executor, &block, &chain);
-                prop_assert_eq!(&parallel, &sequential, "{} threads", executor.threads());
+                prop_assert_eq!(
+                    &parallel,
+                    &sequential,
+                    "{} threads, {:?}",
+                    executor.threads(),
+                    executor.cost_model
+                );
             }
             Ok(())
         })?;
