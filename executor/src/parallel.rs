@@ -178,14 +178,28 @@ struct TxSlot {
 }
 
 impl ParallelExecutor {
-    /// An executor with `threads` workers (at least one).
+    /// An executor with `threads` workers (at least one). When the process
+    /// may run on at least that many cores, worker `i` is pinned to the
+    /// `i`-th of them: unpinned, the kernel often woke the second worker on
+    /// the first one's busy core (wake-affine placement) and left it queued
+    /// there for a scheduler tick (about 4 ms), so the first worker ran a
+    /// dependent block alone at the parallel path's single-thread cost.
     pub fn new(threads: usize) -> Result<Self, PoolError> {
         let threads = threads.max(1);
+        let cores = core_affinity::get_core_ids()
+            .filter(|cores| threads > 1 && cores.len() >= threads)
+            .unwrap_or_default();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("pel-worker-{i}"))
             // Deep call stacks (1024 frames) need more than the default stack.
             .stack_size(WORKER_STACK_BYTES)
+            .start_handler(move |i| {
+                if let Some(core) = cores.get(i) {
+                    // Best effort: an unpinned worker is only slower to wake.
+                    core_affinity::set_for_current(*core);
+                }
+            })
             .build()
             .map_err(|e| PoolError {
                 threads,
