@@ -27,7 +27,7 @@ use pool::{AccountView, Pool, PoolConfig};
 use std::{
     collections::{HashMap, VecDeque},
     sync::{Arc, Condvar, Mutex},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 use tokio::sync::broadcast;
 
@@ -288,12 +288,22 @@ impl DevNode {
             MiningMode::Manual => loop {
                 std::thread::park();
             },
-            MiningMode::Interval(secs) => loop {
-                std::thread::sleep(Duration::from_secs(secs.max(1)));
-                if let Err(e) = self.mine_one(None) {
-                    eprintln!("mining failed: {e}");
+            MiningMode::Interval(secs) => {
+                // A block every `secs` seconds at a fixed rate, as anvil does:
+                // the time spent mining a block does not push the next one
+                // back. A block that overruns its period is followed at once.
+                let period = Duration::from_secs(secs.max(1));
+                let mut next = Instant::now() + period;
+                loop {
+                    if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    if let Err(e) = self.mine_one(None) {
+                        eprintln!("mining failed: {e}");
+                    }
+                    next = (next + period).max(Instant::now());
                 }
-            },
+            }
             MiningMode::Auto => loop {
                 {
                     let (flag, cv) = &self.wake;
