@@ -29,7 +29,11 @@ const senders = Number(args.senders ?? 100);
 const perSender = Number(args.txs ?? 20);
 const MNEMONIC = 'test test test test test test test test test test test junk';
 
-const provider = new ethers.JsonRpcProvider(url, undefined, { cacheTimeout: -1, batchMaxCount: 100, staticNetwork: true });
+// ethers waits batchStallTime (10 ms by default) to gather each JSON-RPC
+// batch; with 200 senders awaiting one response each, that pause alone set
+// the pace of the send phase, so the load generator waits --stall-ms instead.
+const stallMs = Number(args['stall-ms'] ?? 1);
+const provider = new ethers.JsonRpcProvider(url, undefined, { cacheTimeout: -1, batchMaxCount: 100, batchStallTime: stallMs, staticNetwork: true });
 const chainId = (await provider.getNetwork()).chainId;
 const root = ethers.HDNodeWallet.fromPhrase(MNEMONIC, undefined, "m/44'/60'/0'/0");
 const wallets = Array.from({ length: senders }, (_, i) => root.deriveChild(i).connect(provider));
@@ -98,7 +102,7 @@ let ok = receipts.every((r) => r.status === 1);
 const blocks = new Set(receipts.map((r) => r.blockNumber));
 const seconds = (end - start) / 1000;
 const result = {
-  url, workload, senders, txs: total,
+  url, workload, senders, txs: total, stall_ms: stallMs,
   send_s: Number(((sentAt - start) / 1000).toFixed(3)),
   seconds: Number(seconds.toFixed(3)),
   tps: Math.round(total / seconds),
