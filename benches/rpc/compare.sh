@@ -6,6 +6,7 @@
 #   benches/rpc/compare.sh [SENDERS] [TXS_PER_SENDER]
 #   MINING=auto benches/rpc/compare.sh ...   both in their default auto-mining mode
 #   STALL_MS=10 benches/rpc/compare.sh ...   the client's batch pause (ethers' default is 10 ms)
+#   CLIENT=ethers benches/rpc/compare.sh ...  send through ethers' provider instead of the lean client
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 senders="${1:-200}"
@@ -37,8 +38,8 @@ for workload in transfer erc20; do
   pids+=($!)
   wait_port 18701; wait_port 18702
   echo "== $workload: $senders senders x $per txs"
-  node benches/rpc/rpc-bench.mjs --url http://127.0.0.1:18701 --workload "$workload" --senders "$senders" --txs "$per" --stall-ms "${STALL_MS:-1}" --json | sed 's/^/pel   /'
-  node benches/rpc/rpc-bench.mjs --url http://127.0.0.1:18702 --workload "$workload" --senders "$senders" --txs "$per" --stall-ms "${STALL_MS:-1}" --json | sed 's/^/anvil /'
+  node benches/rpc/rpc-bench.mjs --url http://127.0.0.1:18701 --workload "$workload" --senders "$senders" --txs "$per" --stall-ms "${STALL_MS:-1}" --client "${CLIENT:-lean}" --json | sed 's/^/pel   /'
+  node benches/rpc/rpc-bench.mjs --url http://127.0.0.1:18702 --workload "$workload" --senders "$senders" --txs "$per" --stall-ms "${STALL_MS:-1}" --client "${CLIENT:-lean}" --json | sed 's/^/anvil /'
   kill "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
   pids=()
