@@ -84,7 +84,9 @@ pub struct CostModel {
     pub min_gas_per_tx: u64,
     /// Give up the parallel phase and execute the rest of the block in order
     /// once this many incarnations were aborted and they are at least a
-    /// quarter of all executions (a dependent block); `None` never gives up.
+    /// quarter of the executions, over the block so far or its latest window
+    /// (a dependent block; see `Scheduler::mostly_aborting`); `None` never
+    /// gives up.
     pub fallback_min_aborts: Option<usize>,
 }
 
