@@ -499,16 +499,15 @@ impl RocksStore {
         // After every wipe's range deletion above, in key order.
         hashed_slots.sort_unstable_by_key(|(key, _)| *key);
         for (key, leaf) in &hashed_slots {
-            match leaf {
-                Some(leaf) => batch.put_cf(hashed_storage, key, leaf),
-                None => batch.delete_cf(hashed_storage, key),
-            }
+            put_or_delete(&mut batch, hashed_storage, key, leaf.as_deref());
         }
         for (hashed, leaf) in &account_leaves {
-            match leaf {
-                Some(leaf) => batch.put_cf(hashed_accounts, hashed.as_slice(), leaf),
-                None => batch.delete_cf(hashed_accounts, hashed.as_slice()),
-            }
+            put_or_delete(
+                &mut batch,
+                hashed_accounts,
+                hashed.as_slice(),
+                leaf.as_deref(),
+            );
         }
         let previous_root = match *self.head.read().map_err(poisoned)? {
             Some(head) => head.state_root,
@@ -791,6 +790,14 @@ fn poisoned<T>(_: std::sync::PoisonError<T>) -> StateError {
     StateError::Backend("store lock poisoned by a panicked thread".into())
 }
 
+/// Writes `value` under `key`, or deletes `key` when there is none.
+fn put_or_delete(batch: &mut WriteBatch, cf: &ColumnFamily, key: &[u8], value: Option<&[u8]>) {
+    match value {
+        Some(value) => batch.put_cf(cf, key, value),
+        None => batch.delete_cf(cf, key),
+    }
+}
+
 fn delete_prefix(batch: &mut WriteBatch, cf: &ColumnFamily, prefix: &[u8]) {
     match prefix_end(prefix) {
         Some(end) => batch.delete_range_cf(cf, prefix, end.as_slice()),
@@ -822,11 +829,8 @@ fn write_trie_update(
         );
     }
     writes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    for (key, node) in writes {
-        match node {
-            Some(node) => batch.put_cf(cf, key, node),
-            None => batch.delete_cf(cf, key),
-        }
+    for (key, node) in &writes {
+        put_or_delete(batch, cf, key, node.as_deref());
     }
 }
 
