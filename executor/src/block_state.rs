@@ -265,7 +265,20 @@ impl<S: StateReader> BlockState<S> {
         diff
     }
 
-    fn commit_account(&mut self, change: AccountChange) -> Result<(), DbError> {
+    fn commit_account(
+        &mut self,
+        change: AccountChange,
+        known: impl Fn(&Address) -> Option<Option<AccountInfo>>,
+    ) -> Result<(), DbError> {
+        if let Some(original) = known(&change.address) {
+            self.accounts
+                .entry(change.address)
+                .or_insert_with(|| CachedAccount {
+                    original,
+                    info: original,
+                    ..Default::default()
+                });
+        }
         let cached = self.cached(change.address)?;
         match change.kind {
             ChangeKind::SelfDestructed => {
@@ -310,8 +323,21 @@ impl<S: StateReader> BlockState<S> {
 
     /// Applies what a transaction or system call changed.
     pub fn commit_changes(&mut self, changes: TxChanges) -> Result<(), DbError> {
+        self.commit_changes_known(changes, |_| None)
+    }
+
+    /// Like [`Self::commit_changes`], taking the block-start value of an
+    /// account this state has not cached yet from `known` where it has one
+    /// (`Some(info)`, `None` inside: the account did not exist) instead of
+    /// reading the base. `known` must answer exactly what the base holds:
+    /// the parallel executor passes the base values its incarnation read.
+    pub fn commit_changes_known(
+        &mut self,
+        changes: TxChanges,
+        known: impl Fn(&Address) -> Option<Option<AccountInfo>>,
+    ) -> Result<(), DbError> {
         for change in changes.0 {
-            self.commit_account(change)?;
+            self.commit_account(change, &known)?;
         }
         Ok(())
     }

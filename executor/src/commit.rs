@@ -21,9 +21,10 @@ use crate::{
     scheduler::TxIdx,
     sequential::{check_block_limits, execute_in_order, make_receipt, tx_error, InOrder},
     system,
-    vm::TxOutcome,
+    vm::{ReadRecord, TxOutcome},
     ChainConfig,
 };
+use alloy_primitives::Address;
 use pel_state::StateReader;
 use revm::{context::result::EVMError, primitives::hardfork::SpecId};
 
@@ -87,8 +88,11 @@ impl<'a, S: StateReader> Committer<'a, S> {
     /// Commits transaction [`Self::next`] with its final outcome (`None`: it
     /// never ran, an executor bug reported as an error). Returns false, and
     /// keeps the error, when the block fails here.
-    pub fn commit(&mut self, outcome: Option<TxOutcome>) -> bool {
-        match self.apply(outcome) {
+    ///
+    /// `reads` are the reads of the incarnation that produced `outcome`: the
+    /// accounts it read from the base state are not read from it again.
+    pub fn commit(&mut self, outcome: Option<TxOutcome>, reads: &[ReadRecord]) -> bool {
+        match self.apply(outcome, reads) {
             Ok(()) => true,
             Err(e) => {
                 self.failure = Some(e);
@@ -97,7 +101,7 @@ impl<'a, S: StateReader> Committer<'a, S> {
         }
     }
 
-    fn apply(&mut self, outcome: Option<TxOutcome>) -> Result<(), ExecError> {
+    fn apply(&mut self, outcome: Option<TxOutcome>, reads: &[ReadRecord]) -> Result<(), ExecError> {
         let block = self.block;
         let index = self.next();
         check_block_limits(
@@ -121,8 +125,17 @@ impl<'a, S: StateReader> Committer<'a, S> {
             }
         };
         let beneficiary = block.header.beneficiary;
+        // A base read of the beneficiary includes deferred fees: not a base value.
+        let known = |address: &Address| {
+            reads.iter().find_map(|read| match read {
+                ReadRecord::Account(a, seen, None) if a == address && *a != beneficiary => {
+                    Some(seen.info)
+                }
+                _ => None,
+            })
+        };
         self.state
-            .commit_changes(changes)
+            .commit_changes_known(changes, known)
             .and_then(|()| self.state.increment_balance(beneficiary, fee, self.spec))
             .map_err(|e| tx_error(block, index, EVMError::Database(e)))?;
         self.cumulative_gas += result.tx_gas_used();

@@ -358,8 +358,9 @@ impl ParallelExecutor {
         } else {
             // 3. Commit what the workers left, in order: every result is final now.
             while committer.open() {
-                let outcome = lock(&slots[committer.next()]).outcome.take();
-                committer.commit(outcome);
+                let mut slot = lock(&slots[committer.next()]);
+                let outcome = slot.outcome.take();
+                committer.commit(outcome, &slot.reads);
             }
             committer.finish()?
         };
@@ -464,16 +465,16 @@ fn commit_ready<S: StateReader>(b: &Block<'_, '_, '_, S>) {
     };
     while committer.open() {
         let tx = committer.next();
-        let mut outcome = None;
-        let committed = b.scheduler.try_commit(tx, || {
-            let mut slot = lock(&b.slots[tx]);
-            let valid = vm::validate(b.shared, tx, &slot.reads);
-            if valid {
-                outcome = slot.outcome.take();
-            }
-            valid
-        });
-        if !committed || !committer.commit(outcome) {
+        let committed = b
+            .scheduler
+            .try_commit(tx, || vm::validate(b.shared, tx, &lock(&b.slots[tx]).reads));
+        if !committed {
+            return;
+        }
+        // Committed: the scheduler never runs `tx` again, so its slot is final.
+        let mut slot = lock(&b.slots[tx]);
+        let outcome = slot.outcome.take();
+        if !committer.commit(outcome, &slot.reads) {
             return;
         }
     }

@@ -36,6 +36,7 @@ use revm::{
     state::{AccountInfo as RevmAccountInfo, EvmState},
     ExecuteEvm,
 };
+use smallvec::SmallVec;
 use std::{cell::Cell, sync::Arc};
 
 /// Everything the workers of one block share.
@@ -319,7 +320,12 @@ impl<S: StateReader> Database for VmDb<'_, S> {
 /// block, and a storage read's wipe context is validated with its account's
 /// read, which precedes it). Every other read is compared by value.
 pub fn validate<S: StateReader>(shared: &Shared<'_, S>, tx: TxIdx, reads: &[ReadRecord]) -> bool {
-    let mut wipes: HashMap<Address, Option<TxIdx>> = HashMap::default();
+    // The validated accounts' wipe contexts: a handful per transaction, so a
+    // linear list on the stack beats a hash map (and its allocation).
+    let mut wipes: SmallVec<[(Address, Option<TxIdx>); 8]> = SmallVec::new();
+    let wipe_of = |wipes: &SmallVec<[(Address, Option<TxIdx>); 8]>, address: &Address| {
+        wipes.iter().find(|(a, _)| a == address).map(|(_, w)| *w)
+    };
     for read in reads {
         match read {
             ReadRecord::Account(address, seen, from) => {
@@ -327,18 +333,18 @@ pub fn validate<S: StateReader>(shared: &Shared<'_, S>, tx: TxIdx, reads: &[Read
                     && *address != shared.beneficiary
                     && shared.mv.read(&Location::Account(*address), tx) == Read::Base
                 {
-                    wipes.insert(*address, seen.last_wipe);
+                    wipes.push((*address, seen.last_wipe));
                     continue;
                 }
                 match shared.resolve_account(*address, tx) {
                     Ok(now) if now == *seen => {
-                        wipes.insert(*address, now.last_wipe);
+                        wipes.push((*address, now.last_wipe));
                     }
                     _ => return false,
                 }
             }
             ReadRecord::Storage(address, slot, seen, from) => {
-                let validated_wipe = wipes.get(address).copied();
+                let validated_wipe = wipe_of(&wipes, address);
                 if from.is_none()
                     && validated_wipe.is_some()
                     && shared.mv.read(&Location::Storage(*address, *slot), tx) == Read::Base
@@ -536,7 +542,8 @@ fn extract_writes(
     read: &HashMap<Address, AccountValue>,
     tx: TxIdx,
 ) -> Vec<(Location, Value)> {
-    let mut writes = Vec::new();
+    let slots: usize = changes.0.iter().map(|c| c.storage.len()).sum();
+    let mut writes = Vec::with_capacity(changes.0.len() + slots);
     for change in &changes.0 {
         let address = change.address;
         let before = read.get(&address).copied().unwrap_or(AccountValue {
