@@ -11,7 +11,11 @@
 //!   result is final and the scheduler never re-executes it;
 //! - the first failure (a block limit, an invalid transaction) stops the
 //!   commit; it is the block's error, exactly as the sequential executor would
-//!   report it.
+//!   report it;
+//! - when building a block ([`crate::sequential::ExecOptions::fill`]), the first
+//!   transaction that does not fit in the gas left ends the block instead:
+//!   the block is the committed prefix, as in the sequential executor, and the
+//!   workers are stopped.
 
 use crate::{
     block::BlockInput,
@@ -19,7 +23,7 @@ use crate::{
     error::ExecError,
     receipt::TxReceipt,
     scheduler::TxIdx,
-    sequential::{check_block_limits, execute_in_order, make_receipt, tx_error, InOrder},
+    sequential::{check_block_limits, execute_in_order, make_receipt, misfit, tx_error, InOrder},
     system,
     vm::{ReadRecord, TxOutcome},
     ChainConfig,
@@ -39,6 +43,10 @@ pub struct Committer<'a, S> {
     cumulative_gas: u64,
     blob_gas: u64,
     failure: Option<ExecError>,
+    /// Block building ([`crate::sequential::ExecOptions::fill`]): the next transaction
+    /// does not fit, so the block ends before it.
+    fill: bool,
+    full: bool,
 }
 
 /// What the commit of a whole block produced.
@@ -55,11 +63,13 @@ pub struct CommittedBlock<S> {
 }
 
 impl<'a, S: StateReader> Committer<'a, S> {
-    /// Commits `block`'s transactions on top of `state`.
+    /// Commits `block`'s transactions on top of `state`; with `fill`, up to
+    /// the first one that does not fit in the block.
     pub fn new(
         block: &'a BlockInput,
         spec: SpecId,
         max_blob_gas: Option<u64>,
+        fill: bool,
         state: BlockState<S>,
     ) -> Self {
         Self {
@@ -71,6 +81,8 @@ impl<'a, S: StateReader> Committer<'a, S> {
             cumulative_gas: 0,
             blob_gas: 0,
             failure: None,
+            fill,
+            full: false,
         }
     }
 
@@ -79,19 +91,34 @@ impl<'a, S: StateReader> Committer<'a, S> {
         self.receipts.len()
     }
 
-    /// True while more transactions can be committed: not at the block's end
-    /// and no failure.
+    /// True while more transactions can be committed: not at the block's end,
+    /// not full, and no failure.
     pub fn open(&self) -> bool {
-        self.failure.is_none() && self.next() < self.block.transactions.len()
+        self.failure.is_none() && !self.full && self.next() < self.block.transactions.len()
     }
 
     /// Commits transaction [`Self::next`] with its final outcome (`None`: it
     /// never ran, an executor bug reported as an error). Returns false, and
-    /// keeps the error, when the block fails here.
+    /// keeps the error, when the block fails here; in fill mode, also when
+    /// the transaction does not fit (the block ends before it).
     ///
     /// `reads` are the reads of the incarnation that produced `outcome`: the
     /// accounts it read from the base state are not read from it again.
     pub fn commit(&mut self, outcome: Option<TxOutcome>, reads: &[ReadRecord]) -> bool {
+        let index = self.next();
+        if self.fill
+            && misfit(
+                self.block,
+                index,
+                self.cumulative_gas,
+                self.blob_gas,
+                self.max_blob_gas,
+            )
+            .is_some()
+        {
+            self.full = true;
+            return false;
+        }
         match self.apply(outcome, reads) {
             Ok(()) => true,
             Err(e) => {
@@ -160,7 +187,7 @@ impl<'a, S: StateReader> Committer<'a, S> {
             cumulative_gas: self.cumulative_gas,
             blob_gas: self.blob_gas,
         };
-        execute_in_order(&mut evm, block, self.max_blob_gas, &mut progress)?;
+        execute_in_order(&mut evm, block, self.max_blob_gas, self.fill, &mut progress)?;
         Ok(CommittedBlock {
             state: evm.ctx.journaled_state.inner.database,
             receipts: progress.receipts,

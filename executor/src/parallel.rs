@@ -305,7 +305,13 @@ impl ParallelExecutor {
         let base = DiffOverlay::new(evm.ctx.journaled_state.inner.database.base(), &pre_block);
         let mut commit_state = BlockState::with_code_cache(&base, code.clone());
         commit_state.reserve_for_block(n);
-        let committer = Mutex::new(Committer::new(block, spec, max_blob_gas, commit_state));
+        let committer = Mutex::new(Committer::new(
+            block,
+            spec,
+            max_blob_gas,
+            options.fill,
+            commit_state,
+        ));
         {
             let shared = Shared {
                 base: &base,
@@ -350,7 +356,7 @@ impl ParallelExecutor {
             work_ns: 0,
         };
         let mut committer = committer.into_inner().unwrap_or_else(|e| e.into_inner());
-        let committed = if scheduler.halted() {
+        let committed = if scheduler.halted() && committer.open() {
             // Speculation was wasted on a dependent block: execute what is not
             // committed yet in order, on top of the committed prefix.
             stats.fell_back = true;
@@ -475,6 +481,9 @@ fn commit_ready<S: StateReader>(b: &Block<'_, '_, '_, S>) {
         let mut slot = lock(&b.slots[tx]);
         let outcome = slot.outcome.take();
         if !committer.commit(outcome, &slot.reads) {
+            // The block ends here (it failed, or is full): nothing above
+            // this transaction will be committed, so stop the workers.
+            b.scheduler.halt();
             return;
         }
     }

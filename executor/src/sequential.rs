@@ -25,6 +25,12 @@ pub struct ExecOptions {
     pub rewards: bool,
     /// Analysed code shared across blocks (a fresh cache per block when `None`).
     pub code_cache: Option<Arc<CodeCache>>,
+    /// Block building: stop before the first transaction that no longer fits
+    /// in the gas (or blob gas) the block has left, instead of failing the
+    /// block. The output then covers that prefix of the transactions (one
+    /// receipt each). Blocks are filled by the gas transactions use, as
+    /// geth and anvil fill them, not by their gas limits.
+    pub fill: bool,
 }
 
 /// Maps a revm error of transaction `index` to an [`ExecError`].
@@ -52,34 +58,42 @@ pub fn check_block_limits(
     blob_gas: u64,
     max_blob_gas: Option<u64>,
 ) -> Result<(), ExecError> {
+    match misfit(block, index, cumulative_gas, blob_gas, max_blob_gas) {
+        None => Ok(()),
+        Some(reason) => Err(ExecError::InvalidTx {
+            block: block.header.number,
+            index,
+            hash: block.transactions[index].hash,
+            reason,
+        }),
+    }
+}
+
+/// Why transaction `index` does not fit in what remains of the block's gas
+/// and blob gas; `None` when it fits.
+pub fn misfit(
+    block: &BlockInput,
+    index: usize,
+    cumulative_gas: u64,
+    blob_gas: u64,
+    max_blob_gas: Option<u64>,
+) -> Option<String> {
     let tx = &block.transactions[index];
     let available = block.header.gas_limit.saturating_sub(cumulative_gas);
     if tx.env.gas_limit > available {
-        return Err(ExecError::InvalidTx {
-            block: block.header.number,
-            index,
-            hash: tx.hash,
-            reason: format!(
-                "gas limit {} exceeds the {available} gas left in the block",
-                tx.env.gas_limit
-            ),
-        });
+        return Some(format!(
+            "gas limit {} exceeds the {available} gas left in the block",
+            tx.env.gas_limit
+        ));
     }
-    if let Some(max) = max_blob_gas {
-        let tx_blob_gas = tx.env.blob_hashes.len() as u64 * alloy_eips::eip4844::DATA_GAS_PER_BLOB;
-        if blob_gas + tx_blob_gas > max {
-            return Err(ExecError::InvalidTx {
-                block: block.header.number,
-                index,
-                hash: tx.hash,
-                reason: format!(
-                    "blob gas {} exceeds the block's {max}",
-                    blob_gas + tx_blob_gas
-                ),
-            });
-        }
-    }
-    Ok(())
+    let max = max_blob_gas?;
+    let tx_blob_gas = tx.env.blob_hashes.len() as u64 * alloy_eips::eip4844::DATA_GAS_PER_BLOB;
+    (blob_gas + tx_blob_gas > max).then(|| {
+        format!(
+            "blob gas {} exceeds the block's {max}",
+            blob_gas + tx_blob_gas
+        )
+    })
 }
 
 /// Builds the receipt of a transaction from its execution result.
@@ -127,7 +141,7 @@ pub fn execute_block<S: StateReader>(
         cumulative_gas: 0,
         blob_gas: 0,
     };
-    execute_in_order(&mut evm, block, max_blob_gas, &mut progress)?;
+    execute_in_order(&mut evm, block, max_blob_gas, options.fill, &mut progress)?;
 
     let (state, requests) = finish_block(evm, block, chain, spec, &options, &progress.receipts)?;
     Ok(BlockOutput {
@@ -150,15 +164,29 @@ pub(crate) struct InOrder {
 
 /// Executes `block`'s transactions from `progress.receipts.len()` to the end,
 /// in order, on `evm`'s state (which must already hold every transaction
-/// before that one).
+/// before that one). With `fill`, it stops before the first transaction that
+/// does not fit in the block (see [`ExecOptions::fill`]).
 pub(crate) fn execute_in_order<S: StateReader>(
     evm: &mut system::BlockEvm<S>,
     block: &BlockInput,
     max_blob_gas: Option<u64>,
+    fill: bool,
     progress: &mut InOrder,
 ) -> Result<(), ExecError> {
     for index in progress.receipts.len()..block.transactions.len() {
         let tx = &block.transactions[index];
+        if fill
+            && misfit(
+                block,
+                index,
+                progress.cumulative_gas,
+                progress.blob_gas,
+                max_blob_gas,
+            )
+            .is_some()
+        {
+            break;
+        }
         check_block_limits(
             block,
             index,

@@ -431,6 +431,47 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Block building (`fill`): with a block gas limit that cuts the block
+    /// short, every executor ends it before the same transaction, the
+    /// output equals an ordinary execution of that prefix, and the first
+    /// transaction left out indeed no longer fits.
+    #[test]
+    fn filling_ends_the_block_where_gas_runs_out(
+        ops in prop::collection::vec(op(), 1..40),
+        fork in prop::sample::select(vec![Fork::London, Fork::Cancun, Fork::Prague]),
+        gas_limit in 21_000u64..1_500_000,
+    ) {
+        let chain = ChainConfig::single_fork(1, fork);
+        let mut block = block(&ops, fork, 10);
+        block.header.gas_limit = gas_limit;
+        let fill = ExecOptions { fill: true, ..ExecOptions::default() };
+        let filled = execute_block(state(), &block, &chain, fill.clone())
+            .map_err(|e| e.to_string());
+        thread_local! { static EXECUTORS: Vec<ParallelExecutor> = executors(); }
+        EXECUTORS.with(|executors| {
+            for executor in executors {
+                let parallel = executor
+                    .execute_block(state(), &block, &chain, fill.clone())
+                    .map(|(output, _)| output)
+                    .map_err(|e| e.to_string());
+                prop_assert_eq!(&parallel, &filled, "{} threads, {:?}", executor.threads(), executor.cost_model);
+            }
+            Ok(())
+        })?;
+        let Ok(filled) = filled else { return Ok(()) };
+        let included = filled.receipts.len();
+        let mut prefix = block.clone();
+        prefix.transactions.truncate(included);
+        prop_assert_eq!(run_sequential(&prefix, &chain), Ok(filled.clone()));
+        if let Some(next) = block.transactions.get(included) {
+            prop_assert!(next.env.gas_limit > gas_limit - filled.gas_used);
+        }
+    }
+}
+
 /// The generator produces what it claims: contended blocks that exercise each
 /// feature (successes, reverts, creations, self-destructs, failures).
 #[test]

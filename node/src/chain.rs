@@ -453,6 +453,7 @@ impl Chain {
         let options = ExecOptions {
             rewards: true,
             code_cache: Some(self.code_cache.clone()),
+            fill: false,
         };
         let single;
         let executor = match &self.executor {
@@ -484,9 +485,20 @@ impl Chain {
 
     /// Executes a block on the head state.
     pub fn execute(&self, input: &BlockInput) -> Result<(BlockOutput, ParallelStats), ImportError> {
+        self.execute_with(input, false)
+    }
+
+    /// Executes a block on the head state; with `fill` (block building), up
+    /// to the first transaction that does not fit (see [`ExecOptions::fill`]).
+    fn execute_with(
+        &self,
+        input: &BlockInput,
+        fill: bool,
+    ) -> Result<(BlockOutput, ParallelStats), ImportError> {
         let options = ExecOptions {
             rewards: true,
             code_cache: Some(self.code_cache.clone()),
+            fill,
         };
         let result = match &self.executor {
             Some(executor) => executor.execute_block(&*self.store, input, &self.config, options),
@@ -712,14 +724,23 @@ impl Chain {
         }
         let withdrawals = (fork >= pel_executor::Fork::Shanghai).then(Vec::new);
         let (mut output, stats, input) = loop {
-            let input = BlockInput {
+            let mut input = BlockInput {
                 header: header.clone(),
                 transactions: prepared.clone(),
                 withdrawals: withdrawals.clone(),
                 ommers: vec![],
             };
-            match self.execute(&input) {
-                Ok((output, stats)) => break (output, stats, input),
+            match self.execute_with(&input, true) {
+                Ok((output, stats)) => {
+                    // The block is full before the rest: they stay pending.
+                    let included = output.receipts.len();
+                    if included < prepared.len() {
+                        prepared.truncate(included);
+                        kept.truncate(included);
+                        input.transactions.truncate(included);
+                    }
+                    break (output, stats, input);
+                }
                 Err(ImportError::Exec(ExecError::InvalidTx { index, reason, .. })) => {
                     prepared.remove(index);
                     let tx = kept.remove(index);

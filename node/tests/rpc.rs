@@ -239,6 +239,61 @@ fn snapshot_and_revert_unwind_the_chain() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Blocks are filled by the gas transactions use, not by their gas limits:
+/// five transfers signed with 30,000 gas each (21,000 used) against a
+/// 100,000 block: four fit (84,000 used; their limits sum to 120,000), the
+/// fifth waits for the next block.
+#[test]
+fn blocks_fill_by_gas_used() {
+    let dir = common::temp_dir("rpc-fill");
+    let port = free_port();
+    let _node = start_node(
+        &dir.join("data"),
+        port,
+        &["--no-mining", "--gas-limit", "100000"],
+    );
+    let to = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+    let mut hashes = Vec::new();
+    for _ in 0..5 {
+        let v = call(
+            port,
+            "eth_sendTransaction",
+            json!([{"from": DEV0, "to": to, "value": "0x1", "gas": "0x7530"}]),
+        );
+        hashes.push(
+            v["result"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{v}"))
+                .to_string(),
+        );
+    }
+    let head = |p| common::quantity(&call(p, "eth_blockNumber", json!([]))["result"]) as u64;
+    let first = head(port) + 1;
+    assert!(call(port, "evm_mine", json!([]))["result"].is_string());
+    let block = call(
+        port,
+        "eth_getBlockByNumber",
+        json!([format!("{first:#x}"), false]),
+    );
+    assert_eq!(
+        block["result"]["transactions"],
+        json!(hashes[..4]),
+        "{block}"
+    );
+    assert_eq!(block["result"]["gasUsed"], "0x14820", "{block}");
+    let pending = call(port, "eth_getTransactionReceipt", json!([hashes[4]]));
+    assert!(pending["result"].is_null(), "{pending}");
+    assert!(call(port, "evm_mine", json!([]))["result"].is_string());
+    let receipt = call(port, "eth_getTransactionReceipt", json!([hashes[4]]));
+    assert_eq!(
+        common::quantity(&receipt["result"]["blockNumber"]) as u64,
+        first + 1,
+        "{receipt}"
+    );
+    assert_eq!(receipt["result"]["status"], "0x1", "{receipt}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn anvil_state_edits_take_effect() {
     let dir = common::temp_dir("rpc-edits");
