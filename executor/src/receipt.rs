@@ -65,6 +65,35 @@ pub fn logs_bloom<'a>(logs: impl IntoIterator<Item = &'a Log>) -> Bloom {
 
 /// The header's `receiptsRoot` over a block's receipts.
 pub fn receipts_root(receipts: &[TxReceipt]) -> B256 {
-    let envelopes: Vec<ReceiptEnvelope> = receipts.iter().map(TxReceipt::envelope).collect();
-    alloy_consensus::proofs::calculate_receipt_root(&envelopes)
+    envelopes_root(&envelopes(receipts))
+}
+
+/// Blocks with at least this many receipts build their consensus receipts
+/// on all cores (each one's bloom costs a few keccaks per log).
+const PARALLEL_ENVELOPES_MIN: usize = 256;
+
+/// The consensus receipts of a block, each bloom computed once: the header's
+/// `logsBloom` ([`envelopes_bloom`]), its `receiptsRoot` ([`envelopes_root`])
+/// and the stored receipts all come from them.
+pub fn envelopes(receipts: &[TxReceipt]) -> Vec<ReceiptEnvelope> {
+    use rayon::prelude::*;
+    if receipts.len() >= PARALLEL_ENVELOPES_MIN {
+        receipts.par_iter().map(TxReceipt::envelope).collect()
+    } else {
+        receipts.iter().map(TxReceipt::envelope).collect()
+    }
+}
+
+/// The block's bloom: the union of its receipts' blooms.
+pub fn envelopes_bloom(envelopes: &[ReceiptEnvelope]) -> Bloom {
+    let mut bloom = Bloom::ZERO;
+    for envelope in envelopes {
+        bloom.accrue_bloom(envelope.logs_bloom());
+    }
+    bloom
+}
+
+/// The header's `receiptsRoot` over consensus receipts.
+pub fn envelopes_root(envelopes: &[ReceiptEnvelope]) -> B256 {
+    alloy_consensus::proofs::calculate_receipt_root(envelopes)
 }

@@ -12,8 +12,8 @@ use alloy_consensus::{Block, BlockBody, Header, ReceiptEnvelope, TxEnvelope};
 use alloy_primitives::{Bloom, B256};
 use alloy_rlp::{Decodable, Encodable};
 use pel_executor::{
-    receipt::receipts_root, sequential::ExecOptions, BlockInput, BlockOutput, BlockProfile,
-    ChainConfig, CodeCache, ExecError, Ommer, ParallelExecutor, ParallelStats, PreparedTx, SpecId,
+    receipt, sequential::ExecOptions, BlockInput, BlockOutput, BlockProfile, ChainConfig,
+    CodeCache, ExecError, Ommer, ParallelExecutor, ParallelStats, PreparedTx, SpecId,
 };
 use pel_state::{BlockRecord, RocksStore, StateError, StateReader, StoreOptions};
 use rayon::prelude::*;
@@ -354,7 +354,8 @@ impl Chain {
         let (output, stats) = self.execute(&input)?;
         let executed = Instant::now();
         validate::validate_transactions_root(&block).map_err(invalid)?;
-        self.check_output(&input, spec, &output)?;
+        let receipts = receipt::envelopes(&output.receipts);
+        self.check_output(&input, spec, &output, &receipts)?;
         let pending = self.store.prepare(&output.diff, number)?;
         if pending.root() != header.state_root {
             return Err(ImportError::Mismatch {
@@ -365,7 +366,6 @@ impl Chain {
             });
         }
         let rooted = Instant::now();
-        let receipts: Vec<ReceiptEnvelope> = output.receipts.iter().map(|r| r.envelope()).collect();
         let record = BlockRecord {
             number,
             hash: header.hash_slow(),
@@ -513,6 +513,7 @@ impl Chain {
         input: &BlockInput,
         spec: SpecId,
         output: &BlockOutput,
+        receipts: &[ReceiptEnvelope],
     ) -> Result<(), ImportError> {
         let header = &input.header;
         let number = header.number;
@@ -540,7 +541,7 @@ impl Chain {
                 );
             }
         }
-        let bloom: Bloom = output.logs_bloom();
+        let bloom: Bloom = receipt::envelopes_bloom(receipts);
         if bloom != header.logs_bloom {
             return mismatch(
                 "logs bloom",
@@ -551,7 +552,7 @@ impl Chain {
         // Before Byzantium receipts carry intermediate state roots, which the
         // executor does not compute; the state root below still checks the block.
         if spec >= SpecId::BYZANTIUM {
-            let root = receipts_root(&output.receipts);
+            let root = receipt::envelopes_root(receipts);
             if root != header.receipts_root {
                 return mismatch(
                     "receipts root",
@@ -762,8 +763,9 @@ impl Chain {
             }
         }
         header.gas_used = output.gas_used;
-        header.logs_bloom = output.logs_bloom();
-        header.receipts_root = receipts_root(&output.receipts);
+        let receipts = receipt::envelopes(&output.receipts);
+        header.logs_bloom = receipt::envelopes_bloom(&receipts);
+        header.receipts_root = receipt::envelopes_root(&receipts);
         header.transactions_root = alloy_consensus::proofs::calculate_transaction_root(&kept);
         if fork >= pel_executor::Fork::Shanghai {
             header.withdrawals_root = Some(alloy_consensus::EMPTY_ROOT_HASH);
@@ -786,7 +788,6 @@ impl Chain {
             ommers: vec![],
             withdrawals: withdrawals.map(Into::into),
         };
-        let receipts: Vec<ReceiptEnvelope> = output.receipts.iter().map(|r| r.envelope()).collect();
         let hash = header.hash_slow();
         let record = BlockRecord {
             number,
