@@ -3,7 +3,7 @@
 use crate::{PreparedTx, TxReceipt};
 use alloy_consensus::Header;
 use alloy_eips::{eip4895::Withdrawal, eip7685::Requests};
-use alloy_primitives::{Address, Bloom};
+use alloy_primitives::Address;
 use pel_state::StateDiff;
 
 /// An ommer (uncle) as the block reward needs it.
@@ -32,17 +32,6 @@ impl BlockOutput {
     /// The header's `requestsHash` this block must carry (Prague on).
     pub fn requests_hash(&self) -> Option<alloy_primitives::B256> {
         self.requests.as_ref().map(Requests::requests_hash)
-    }
-
-    /// Union of every receipt's bloom (the header's `logsBloom`). Computed on
-    /// demand: blooms cost a keccak per address and topic, and execution itself
-    /// never needs them.
-    pub fn logs_bloom(&self) -> Bloom {
-        let mut bloom = Bloom::ZERO;
-        for r in &self.receipts {
-            bloom.accrue_bloom(&r.logs_bloom());
-        }
-        bloom
     }
 }
 

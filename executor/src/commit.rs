@@ -23,7 +23,7 @@ use crate::{
     error::ExecError,
     receipt::TxReceipt,
     scheduler::TxIdx,
-    sequential::{check_block_limits, execute_in_order, make_receipt, misfit, tx_error, InOrder},
+    sequential::{check_block_limits, execute_in_order, make_receipt, tx_error, InOrder},
     system,
     vm::{ReadRecord, TxOutcome},
     ChainConfig,
@@ -105,18 +105,18 @@ impl<'a, S: StateReader> Committer<'a, S> {
     /// `reads` are the reads of the incarnation that produced `outcome`: the
     /// accounts it read from the base state are not read from it again.
     pub fn commit(&mut self, outcome: Option<TxOutcome>, reads: &[ReadRecord]) -> bool {
-        let index = self.next();
-        if self.fill
-            && misfit(
-                self.block,
-                index,
-                self.cumulative_gas,
-                self.blob_gas,
-                self.max_blob_gas,
-            )
-            .is_some()
-        {
-            self.full = true;
+        if let Err(e) = check_block_limits(
+            self.block,
+            self.next(),
+            self.cumulative_gas,
+            self.blob_gas,
+            self.max_blob_gas,
+        ) {
+            if self.fill {
+                self.full = true;
+            } else {
+                self.failure = Some(e);
+            }
             return false;
         }
         match self.apply(outcome, reads) {
@@ -131,13 +131,6 @@ impl<'a, S: StateReader> Committer<'a, S> {
     fn apply(&mut self, outcome: Option<TxOutcome>, reads: &[ReadRecord]) -> Result<(), ExecError> {
         let block = self.block;
         let index = self.next();
-        check_block_limits(
-            block,
-            index,
-            self.cumulative_gas,
-            self.blob_gas,
-            self.max_blob_gas,
-        )?;
         let (result, changes, fee) = match outcome {
             Some(Ok(done)) => done,
             Some(Err(e)) => return Err(tx_error(block, index, e)),

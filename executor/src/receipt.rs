@@ -63,11 +63,6 @@ pub fn logs_bloom<'a>(logs: impl IntoIterator<Item = &'a Log>) -> Bloom {
     bloom
 }
 
-/// The header's `receiptsRoot` over a block's receipts.
-pub fn receipts_root(receipts: &[TxReceipt]) -> B256 {
-    envelopes_root(&envelopes(receipts))
-}
-
 /// Blocks with at least this many receipts build their consensus receipts
 /// on all cores (each one's bloom costs a few keccaks per log).
 const PARALLEL_ENVELOPES_MIN: usize = 256;

@@ -58,42 +58,32 @@ pub fn check_block_limits(
     blob_gas: u64,
     max_blob_gas: Option<u64>,
 ) -> Result<(), ExecError> {
-    match misfit(block, index, cumulative_gas, blob_gas, max_blob_gas) {
-        None => Ok(()),
-        Some(reason) => Err(ExecError::InvalidTx {
+    let tx = &block.transactions[index];
+    let misfit = |reason| {
+        Err(ExecError::InvalidTx {
             block: block.header.number,
             index,
-            hash: block.transactions[index].hash,
+            hash: tx.hash,
             reason,
-        }),
-    }
-}
-
-/// Why transaction `index` does not fit in what remains of the block's gas
-/// and blob gas; `None` when it fits.
-pub fn misfit(
-    block: &BlockInput,
-    index: usize,
-    cumulative_gas: u64,
-    blob_gas: u64,
-    max_blob_gas: Option<u64>,
-) -> Option<String> {
-    let tx = &block.transactions[index];
+        })
+    };
     let available = block.header.gas_limit.saturating_sub(cumulative_gas);
     if tx.env.gas_limit > available {
-        return Some(format!(
+        return misfit(format!(
             "gas limit {} exceeds the {available} gas left in the block",
             tx.env.gas_limit
         ));
     }
-    let max = max_blob_gas?;
-    let tx_blob_gas = tx.env.blob_hashes.len() as u64 * alloy_eips::eip4844::DATA_GAS_PER_BLOB;
-    (blob_gas + tx_blob_gas > max).then(|| {
-        format!(
-            "blob gas {} exceeds the block's {max}",
-            blob_gas + tx_blob_gas
-        )
-    })
+    if let Some(max) = max_blob_gas {
+        let tx_blob_gas = tx.env.blob_hashes.len() as u64 * alloy_eips::eip4844::DATA_GAS_PER_BLOB;
+        if blob_gas + tx_blob_gas > max {
+            return misfit(format!(
+                "blob gas {} exceeds the block's {max}",
+                blob_gas + tx_blob_gas
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Builds the receipt of a transaction from its execution result.
@@ -175,25 +165,18 @@ pub(crate) fn execute_in_order<S: StateReader>(
 ) -> Result<(), ExecError> {
     for index in progress.receipts.len()..block.transactions.len() {
         let tx = &block.transactions[index];
-        if fill
-            && misfit(
-                block,
-                index,
-                progress.cumulative_gas,
-                progress.blob_gas,
-                max_blob_gas,
-            )
-            .is_some()
-        {
-            break;
-        }
-        check_block_limits(
+        if let Err(e) = check_block_limits(
             block,
             index,
             progress.cumulative_gas,
             progress.blob_gas,
             max_blob_gas,
-        )?;
+        ) {
+            if fill {
+                break;
+            }
+            return Err(e);
+        }
         let result = evm.transact(tx.env.clone());
         if let Some(e) = evm.ctx.journaled_state.inner.database.take_error() {
             return Err(tx_error(block, index, EVMError::Database(e)));

@@ -1,7 +1,7 @@
 //! Checks of an executed captured block against its real header.
 
 use crate::load::CapturedBlock;
-use pel_executor::{receipt::receipts_root, BlockOutput, SpecId};
+use pel_executor::{receipt, BlockOutput, SpecId};
 use serde::{Deserialize, Serialize};
 
 /// The outcome of each header check: `Some(pass)`, or `None` where the check
@@ -83,12 +83,13 @@ pub fn check_block(
             header.gas_used, output.gas_used
         ));
     }
-    checks.logs_bloom = Some(output.logs_bloom() == header.logs_bloom);
+    let receipts = receipt::envelopes(&output.receipts);
+    checks.logs_bloom = Some(receipt::envelopes_bloom(&receipts) == header.logs_bloom);
     if checks.logs_bloom == Some(false) {
         errors.push("logsBloom differs from the header".into());
     }
     if spec >= SpecId::BYZANTIUM {
-        let root = receipts_root(&output.receipts);
+        let root = receipt::envelopes_root(&receipts);
         checks.receipts_root = Some(root == header.receipts_root);
         if root != header.receipts_root {
             errors.push(format!(
