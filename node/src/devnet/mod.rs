@@ -54,6 +54,8 @@ pub struct DevNode {
     config: ChainConfig,
     chain: Mutex<Chain>,
     pool: Mutex<Pool>,
+    /// The pool's admission rules, for the checks made outside its lock.
+    pool_config: PoolConfig,
     signers: Vec<PrivateKeySigner>,
     events: broadcast::Sender<ChainEvent>,
     cache: Mutex<BlockCache>,
@@ -149,6 +151,7 @@ impl DevNode {
             threads: chain.threads(),
             ..ExecutionStats::default()
         };
+        let pool_config = pool;
         let pool = Pool::new(pool);
         let (events, _) = broadcast::channel(4096);
         Arc::new(Self {
@@ -156,6 +159,7 @@ impl DevNode {
             config,
             chain: Mutex::new(chain),
             pool: Mutex::new(pool),
+            pool_config,
             signers,
             events,
             cache: Mutex::new((HashMap::new(), VecDeque::new())),
@@ -397,7 +401,11 @@ impl Backend for DevNode {
     fn submit(&self, tx: TxEnvelope) -> Result<B256, NodeError> {
         // The head's fee and rules, without waiting for a block being built.
         let (base_fee, spec) = *Self::lock(&self.next_block)?;
-        let hash = Self::lock(&self.pool)?.add(tx, |a| self.account_view(a), base_fee, spec)?;
+        // Recovery and the account read run outside the pool's lock, so
+        // admission threads do not queue behind each other's secp256k1 work.
+        let checked = self.pool_config.check(tx, base_fee, spec)?;
+        let view = self.account_view(&checked.sender())?;
+        let hash = Self::lock(&self.pool)?.insert(checked, view)?;
         let _ = self.events.send(ChainEvent::PendingTx(hash));
         if self.mode == MiningMode::Auto {
             self.notify();

@@ -50,6 +50,82 @@ impl PoolConfig {
     }
 }
 
+/// A transaction that passed the checks needing neither the pool nor the
+/// chain's state, with its recovered sender.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    tx: TxEnvelope,
+    sender: Address,
+    hash: B256,
+}
+
+impl Checked {
+    /// The recovered sender.
+    pub fn sender(&self) -> Address {
+        self.sender
+    }
+}
+
+impl PoolConfig {
+    /// The admission checks that need neither the pool nor the chain's state:
+    /// size, chain id, signature (sender recovery), gas limit against the
+    /// block's, intrinsic gas, and fee caps against `base_fee`. Sender
+    /// recovery is most of admission's CPU, so callers run this outside the
+    /// pool's lock and admit with [`Pool::insert`].
+    pub fn check(&self, tx: TxEnvelope, base_fee: u64, spec: SpecId) -> Result<Checked, NodeError> {
+        let size = tx.encode_2718_len();
+        if size > self.max_tx_bytes {
+            return Err(reject(format!(
+                "oversized data: transaction size {size}, limit {}",
+                self.max_tx_bytes
+            )));
+        }
+        if let Some(id) = tx.chain_id() {
+            if id != self.chain_id {
+                return Err(reject(format!(
+                    "invalid chain id: have {id}, want {}",
+                    self.chain_id
+                )));
+            }
+        }
+        let prepared = PreparedTx::recover(&tx, None, false)
+            .map_err(|e| reject(format!("invalid sender: {e}")))?;
+        let sender = prepared.sender;
+        if tx.gas_limit() > self.block_gas_limit {
+            return Err(reject(format!(
+                "exceeds block gas limit: gas {} > {}",
+                tx.gas_limit(),
+                self.block_gas_limit
+            )));
+        }
+        let intrinsic = calculate_initial_tx_gas_for_tx(&prepared.env, spec, None);
+        let needed =
+            (intrinsic.initial_regular_gas + intrinsic.initial_state_gas).max(intrinsic.floor_gas);
+        if tx.gas_limit() < needed {
+            return Err(reject(format!(
+                "intrinsic gas too low: gas {}, minimum needed {needed}",
+                tx.gas_limit()
+            )));
+        }
+        if let Some(tip) = tx.max_priority_fee_per_gas() {
+            if tip > tx.max_fee_per_gas() {
+                return Err(reject(format!(
+                    "max priority fee per gas higher than max fee per gas: tip {tip}, cap {}",
+                    tx.max_fee_per_gas()
+                )));
+            }
+        }
+        if tx.max_fee_per_gas() < base_fee as u128 {
+            return Err(reject(format!(
+                "max fee per gas less than block base fee: address {sender}, maxFeePerGas: {}, baseFee: {base_fee}",
+                tx.max_fee_per_gas()
+            )));
+        }
+        let hash = *tx.tx_hash();
+        Ok(Checked { tx, sender, hash })
+    }
+}
+
 /// A pooled transaction.
 #[derive(Clone, Debug)]
 pub struct PoolTx {
@@ -127,59 +203,19 @@ impl Pool {
         base_fee: u64,
         spec: SpecId,
     ) -> Result<B256, NodeError> {
-        let hash = *tx.tx_hash();
+        let checked = self.config.check(tx, base_fee, spec)?;
+        let view = account(&checked.sender)?;
+        self.insert(checked, view)
+    }
+
+    /// Admits a transaction that passed [`PoolConfig::check`], given its
+    /// sender's account at the head: the checks against the pool (known,
+    /// replacement, bounds) and the account (nonce, balance).
+    pub fn insert(&mut self, checked: Checked, view: AccountView) -> Result<B256, NodeError> {
+        let Checked { tx, sender, hash } = checked;
         if self.by_hash.contains_key(&hash) {
             return Err(reject("already known"));
         }
-        let size = tx.encode_2718_len();
-        if size > self.config.max_tx_bytes {
-            return Err(reject(format!(
-                "oversized data: transaction size {size}, limit {}",
-                self.config.max_tx_bytes
-            )));
-        }
-        if let Some(id) = tx.chain_id() {
-            if id != self.config.chain_id {
-                return Err(reject(format!(
-                    "invalid chain id: have {id}, want {}",
-                    self.config.chain_id
-                )));
-            }
-        }
-        let prepared = PreparedTx::recover(&tx, None, false)
-            .map_err(|e| reject(format!("invalid sender: {e}")))?;
-        let sender = prepared.sender;
-        if tx.gas_limit() > self.config.block_gas_limit {
-            return Err(reject(format!(
-                "exceeds block gas limit: gas {} > {}",
-                tx.gas_limit(),
-                self.config.block_gas_limit
-            )));
-        }
-        let intrinsic = calculate_initial_tx_gas_for_tx(&prepared.env, spec, None);
-        let needed =
-            (intrinsic.initial_regular_gas + intrinsic.initial_state_gas).max(intrinsic.floor_gas);
-        if tx.gas_limit() < needed {
-            return Err(reject(format!(
-                "intrinsic gas too low: gas {}, minimum needed {needed}",
-                tx.gas_limit()
-            )));
-        }
-        if let Some(tip) = tx.max_priority_fee_per_gas() {
-            if tip > tx.max_fee_per_gas() {
-                return Err(reject(format!(
-                    "max priority fee per gas higher than max fee per gas: tip {tip}, cap {}",
-                    tx.max_fee_per_gas()
-                )));
-            }
-        }
-        if tx.max_fee_per_gas() < base_fee as u128 {
-            return Err(reject(format!(
-                "max fee per gas less than block base fee: address {sender}, maxFeePerGas: {}, baseFee: {base_fee}",
-                tx.max_fee_per_gas()
-            )));
-        }
-        let view = account(&sender)?;
         let nonce = tx.nonce();
         if nonce < view.nonce {
             return Err(reject(format!(
