@@ -7,8 +7,9 @@
 //! against the next base fee, nonce, and balance for the maximum cost; a
 //! transaction with the nonce of one already pooled replaces it only with a fee
 //! bump of at least 10% on both caps. The pool is bounded per sender and in
-//! total. Block building takes pending transactions by effective tip, each
-//! sender's in nonce order. Error messages follow geth's wording.
+//! total. Block building takes pending transactions by effective tip, equal
+//! tips in arrival order, each sender's in nonce order. Error messages follow
+//! geth's wording.
 
 use alloy_consensus::{Transaction, TxEnvelope};
 use alloy_eips::eip2718::Encodable2718;
@@ -135,6 +136,8 @@ pub struct PoolTx {
     pub sender: Address,
     /// Its hash.
     pub hash: B256,
+    /// Arrival order in the pool: among equal tips, earlier first.
+    pub seq: u64,
 }
 
 /// What the pool needs to know about the chain to admit a transaction.
@@ -152,6 +155,8 @@ pub struct Pool {
     config: PoolConfig,
     by_sender: HashMap<Address, BTreeMap<u64, PoolTx>>,
     by_hash: HashMap<B256, (Address, u64)>,
+    /// Arrival counter.
+    next_seq: u64,
 }
 
 fn reject(message: impl Into<String>) -> NodeError {
@@ -165,6 +170,7 @@ impl Pool {
             config,
             by_sender: HashMap::new(),
             by_hash: HashMap::new(),
+            next_seq: 0,
         }
     }
 
@@ -272,16 +278,26 @@ impl Pool {
             self.by_hash.remove(&old.hash);
         }
         self.by_hash.insert(hash, (sender, nonce));
-        self.by_sender
-            .entry(sender)
-            .or_default()
-            .insert(nonce, PoolTx { tx, sender, hash });
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.by_sender.entry(sender).or_default().insert(
+            nonce,
+            PoolTx {
+                tx,
+                sender,
+                hash,
+                seq,
+            },
+        );
         Ok(hash)
     }
 
     /// Pending transactions for a block: by effective tip (at `base_fee`),
-    /// each sender's in nonce order from its account nonce, until their gas
-    /// limits fill `gas_limit`.
+    /// equal tips in arrival order (as geth orders them), each sender's in
+    /// nonce order from its account nonce, until their gas limits fill
+    /// `gas_limit`. Arrival order interleaves senders that send at once, so
+    /// a sender's next transaction lands far from its previous one and the
+    /// parallel executor finds the block's independent work.
     pub fn best(
         &self,
         account_nonce: impl Fn(&Address) -> u64,
@@ -291,8 +307,9 @@ impl Pool {
         #[derive(PartialEq, Eq, PartialOrd, Ord)]
         struct Head {
             tip: u128,
-            // Earlier senders first on ties (deterministic order).
-            order: std::cmp::Reverse<Address>,
+            // Earlier arrivals first on equal tips.
+            seq: std::cmp::Reverse<u64>,
+            sender: Address,
             nonce: u64,
         }
         let tip_of = |tx: &TxEnvelope| tx.effective_tip_per_gas(base_fee).unwrap_or(0);
@@ -303,7 +320,8 @@ impl Pool {
                 if tx.tx.max_fee_per_gas() >= base_fee as u128 {
                     heap.push(Head {
                         tip: tip_of(&tx.tx),
-                        order: std::cmp::Reverse(*sender),
+                        seq: std::cmp::Reverse(tx.seq),
+                        sender: *sender,
                         nonce,
                     });
                 }
@@ -312,7 +330,7 @@ impl Pool {
         let mut out = Vec::new();
         let mut gas = 0u64;
         while let Some(head) = heap.pop() {
-            let sender = head.order.0;
+            let sender = head.sender;
             let Some(txs) = self.by_sender.get(&sender) else {
                 continue;
             };
@@ -328,7 +346,8 @@ impl Pool {
                 if next.tx.max_fee_per_gas() >= base_fee as u128 {
                     heap.push(Head {
                         tip: tip_of(&next.tx),
-                        order: std::cmp::Reverse(sender),
+                        seq: std::cmp::Reverse(next.seq),
+                        sender,
                         nonce: head.nonce + 1,
                     });
                 }
