@@ -353,10 +353,20 @@ impl Chain {
         let validated = Instant::now();
         let (output, stats) = self.execute(&input)?;
         let executed = Instant::now();
-        validate::validate_transactions_root(&block).map_err(invalid)?;
-        let receipts = receipt::envelopes(&output.receipts);
-        self.check_output(&input, spec, &output, &receipts)?;
-        let pending = self.store.prepare(&output.diff, number)?;
+        // The header's transaction and receipt checks on one core while the
+        // state root is computed on another.
+        let this = &*self;
+        let (checked, pending) = rayon::join(
+            || {
+                validate::validate_transactions_root(&block).map_err(invalid)?;
+                let receipts = receipt::envelopes(&output.receipts);
+                this.check_output(&input, spec, &output, &receipts)?;
+                Ok::<_, ImportError>(receipts)
+            },
+            || this.store.prepare(&output.diff, number),
+        );
+        let receipts = checked?;
+        let pending = pending?;
         if pending.root() != header.state_root {
             return Err(ImportError::Mismatch {
                 number,
@@ -763,10 +773,23 @@ impl Chain {
             }
         }
         header.gas_used = output.gas_used;
-        let receipts = receipt::envelopes(&output.receipts);
-        header.logs_bloom = receipt::envelopes_bloom(&receipts);
-        header.receipts_root = receipt::envelopes_root(&receipts);
-        header.transactions_root = alloy_consensus::proofs::calculate_transaction_root(&kept);
+        // Receipts and the transaction and receipt roots on one core while
+        // the state root is computed on another.
+        let store = &self.store;
+        let ((receipts, bloom, receipts_root, transactions_root), pending) = rayon::join(
+            || {
+                let receipts = receipt::envelopes(&output.receipts);
+                let bloom = receipt::envelopes_bloom(&receipts);
+                let root = receipt::envelopes_root(&receipts);
+                let tx_root = alloy_consensus::proofs::calculate_transaction_root(&kept);
+                (receipts, bloom, root, tx_root)
+            },
+            || store.prepare(&output.diff, number),
+        );
+        let pending = pending?;
+        header.logs_bloom = bloom;
+        header.receipts_root = receipts_root;
+        header.transactions_root = transactions_root;
         if fork >= pel_executor::Fork::Shanghai {
             header.withdrawals_root = Some(alloy_consensus::EMPTY_ROOT_HASH);
         }
@@ -780,7 +803,6 @@ impl Chain {
                     .unwrap_or(alloy_eips::eip7685::EMPTY_REQUESTS_HASH),
             );
         }
-        let pending = self.store.prepare(&output.diff, number)?;
         header.state_root = pending.root();
         let rooted = Instant::now();
         let body = BlockBody {
