@@ -52,7 +52,7 @@ fn bad_fixture_files_fail_cleanly() {
         .unwrap()
         .replace("\"Cancun\"", "\"Atlantis\"");
     std::fs::write(dir.join("unknown_fork.json"), text).unwrap();
-    let outcome = statetest::run(std::slice::from_ref(&dir)).unwrap();
+    let outcome = statetest::run(&[dir.to_path_buf()]).unwrap();
     assert_eq!(outcome.passed, 0);
     assert_eq!(outcome.failed, 2, "{:?}", outcome.failures);
     assert!(outcome
@@ -80,7 +80,7 @@ fn tampered_expectation_is_caught() {
         serde_json::to_vec(&fixture).unwrap(),
     )
     .unwrap();
-    let outcome = statetest::run(&[dir]).unwrap();
+    let outcome = statetest::run(&[dir.to_path_buf()]).unwrap();
     assert_eq!(outcome.failed, 1);
     assert!(outcome.failures[0].reason.contains("state root"));
 }

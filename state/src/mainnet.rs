@@ -151,6 +151,7 @@ mod tests {
         assert_eq!(info.nonce, 2);
         assert_eq!(info.code_hash, code_hash);
         assert_eq!(state.storage(&a, &U256::from(1)).unwrap(), U256::from(42));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -170,5 +171,6 @@ mod tests {
         std::fs::remove_file(dir.join("pre_state.json")).unwrap();
         let err = load_pre_state(&dir, &BTreeMap::new()).unwrap_err();
         assert!(matches!(err, StateError::Io { .. }), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

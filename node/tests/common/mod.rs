@@ -16,17 +16,48 @@ pub fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
 }
 
-/// A fresh, empty temporary folder unique to this test.
-pub fn temp_dir(tag: &str) -> PathBuf {
+/// A temporary folder, removed with everything in it when dropped (also
+/// when the test fails and unwinds).
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TempDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+/// A fresh, empty temporary folder unique to this test, removed when the
+/// returned guard drops.
+pub fn temp_dir(tag: &str) -> TempDir {
     let dir = std::env::temp_dir().join(format!("pel-test-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir(dir)
 }
 
 /// Copies captured blocks `numbers` (and block_hashes.json) into a new folder
 /// of the same layout.
-pub fn copy_blocks(tag: &str, numbers: &[u64]) -> PathBuf {
+pub fn copy_blocks(tag: &str, numbers: &[u64]) -> TempDir {
     let src = testdata().join("mainnet");
     let dst = temp_dir(tag);
     std::fs::copy(src.join("block_hashes.json"), dst.join("block_hashes.json")).unwrap();
