@@ -24,23 +24,49 @@ fn record(number: u64) -> BlockRecord {
     }
 }
 
-/// Account index, optional (nonce, balance), wipe flag, (slot, value) writes.
-type Change = (u8, Option<(u64, u64)>, bool, Vec<(u8, u8)>);
+/// Optional (nonce, balance), wipe flag, (slot, value) writes.
+type Body = (Option<(u64, u64)>, bool, Vec<(u8, u8)>);
+/// Account index and what happens to it.
+type Change = (u16, Option<(u64, u64)>, bool, Vec<(u8, u8)>);
 
-/// A random change to one of a few accounts with a few slots each.
-fn arb_change() -> impl Strategy<Value = Change> {
+/// Accounts of the small blocks.
+const FEW: u16 = 12;
+/// Accounts of the big blocks, which the store stages on several threads.
+const MANY: u16 = 1000;
+
+fn address(a: u16) -> Address {
+    let mut bytes = [0u8; 20];
+    bytes[18..].copy_from_slice(&a.to_be_bytes());
+    Address::from(bytes)
+}
+
+/// What happens to one account: optional (nonce, balance), wipe, slot writes.
+fn arb_body() -> impl Strategy<Value = Body> {
     (
-        0u8..12,
         prop::option::weighted(0.85, (0u64..5, 0u64..1000)),
         prop::bool::weighted(0.1),
         prop::collection::vec((0u8..20, 0u8..4), 0..6),
     )
 }
 
+/// A random change to one of a few accounts with a few slots each.
+fn arb_change() -> impl Strategy<Value = Change> {
+    (0u16..FEW, arb_body()).prop_map(|(a, (info, wipe, slots))| (a, info, wipe, slots))
+}
+
+/// A block changing 256-320 distinct accounts out of [`MANY`].
+fn arb_big_block() -> impl Strategy<Value = Vec<Change>> {
+    prop::collection::btree_map(0u16..MANY, arb_body(), 256..320).prop_map(|m| {
+        m.into_iter()
+            .map(|(a, (info, wipe, slots))| (a, info, wipe, slots))
+            .collect()
+    })
+}
+
 fn build_diff(changes: Vec<Change>) -> StateDiff {
     let mut diff = StateDiff::default();
     for (a, info, wipe, slots) in changes {
-        let address = Address::with_last_byte(a);
+        let address = address(a);
         let entry = diff
             .accounts
             .entry(address)
@@ -65,10 +91,10 @@ fn build_diff(changes: Vec<Change>) -> StateDiff {
 
 type Snapshot = BTreeMap<Address, (Option<AccountInfo>, Vec<U256>)>;
 
-fn snapshot(state: &impl StateReader) -> Snapshot {
-    (0u8..12)
+fn snapshot(state: &impl StateReader, accounts: u16) -> Snapshot {
+    (0..accounts)
         .map(|a| {
-            let address = Address::with_last_byte(a);
+            let address = address(a);
             let slots = (0u8..20)
                 .map(|s| state.storage(&address, &U256::from(s)).unwrap())
                 .collect();
@@ -77,53 +103,86 @@ fn snapshot(state: &impl StateReader) -> Snapshot {
         .collect()
 }
 
+/// Commits `blocks` to the store and to memory; see the module docs.
+fn check_blocks(blocks: Vec<Vec<Change>>, accounts: u16) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let mut memory = InMemoryState::new();
+    let genesis = build_diff(vec![(1, Some((0, 5)), false, vec![(1, 1)])]);
+    memory.apply(&genesis);
+    let store = RocksStore::create(
+        &path,
+        b"cfg",
+        &genesis,
+        &record(0),
+        None,
+        StoreOptions::default(),
+    )
+    .unwrap();
+    prop_assert_eq!(store.head().unwrap().state_root, memory.state_root());
+    let mut snapshots = vec![snapshot(&memory, accounts)];
+    let mut roots = vec![memory.state_root()];
+    for (i, changes) in blocks.into_iter().enumerate() {
+        let number = i as u64 + 1;
+        let diff = build_diff(changes);
+        memory.apply(&diff);
+        let pending = store.prepare(&diff, number).unwrap();
+        prop_assert_eq!(pending.root(), memory.state_root());
+        store.commit(pending, &record(number)).unwrap();
+        prop_assert_eq!(store.plain_state_root().unwrap(), memory.state_root());
+        prop_assert_eq!(store.hashed_state_root().unwrap(), memory.state_root());
+        snapshots.push(snapshot(&memory, accounts));
+        roots.push(memory.state_root());
+        for (n, expected) in snapshots.iter().enumerate() {
+            let view = store.at_block(n as u64).unwrap();
+            prop_assert_eq!(&snapshot(&view, accounts), expected, "state at block {}", n);
+        }
+    }
+    let head = store.head().unwrap();
+    drop(store);
+    let reopened = RocksStore::open(&path, StoreOptions::default()).unwrap();
+    prop_assert_eq!(reopened.head().unwrap(), head);
+    prop_assert_eq!(
+        snapshot(&reopened, accounts),
+        snapshots.last().unwrap().clone()
+    );
+    // Unwinding block by block restores every earlier state, root and index.
+    for n in (1..snapshots.len()).rev() {
+        let head = reopened
+            .unwind(&record(n as u64).tx_hashes, roots[n - 1])
+            .unwrap();
+        prop_assert_eq!(head.number, n as u64 - 1);
+        prop_assert_eq!(&snapshot(&reopened, accounts), &snapshots[n - 1]);
+        prop_assert_eq!(reopened.plain_state_root().unwrap(), roots[n - 1]);
+        prop_assert_eq!(reopened.hashed_state_root().unwrap(), roots[n - 1]);
+        prop_assert!(reopened.header(n as u64).unwrap().is_none());
+        prop_assert!(reopened
+            .transaction_location(&record(n as u64).tx_hashes[0])
+            .unwrap()
+            .is_none());
+    }
+    prop_assert!(reopened.unwind(&[], roots[0]).is_err());
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
     #[test]
     fn store_matches_memory_and_history_reads_back(
         blocks in prop::collection::vec(prop::collection::vec(arb_change(), 1..8), 1..10)
     ) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db");
-        let mut memory = InMemoryState::new();
-        let genesis = build_diff(vec![(1, Some((0, 5)), false, vec![(1, 1)])]);
-        memory.apply(&genesis);
-        let store = RocksStore::create(&path, b"cfg", &genesis, &record(0), None, StoreOptions::default()).unwrap();
-        prop_assert_eq!(store.head().unwrap().state_root, memory.state_root());
-        let mut snapshots = vec![snapshot(&memory)];
-        let mut roots = vec![memory.state_root()];
-        for (i, changes) in blocks.into_iter().enumerate() {
-            let number = i as u64 + 1;
-            let diff = build_diff(changes);
-            memory.apply(&diff);
-            let pending = store.prepare(&diff, number).unwrap();
-            prop_assert_eq!(pending.root(), memory.state_root());
-            store.commit(pending, &record(number)).unwrap();
-            prop_assert_eq!(store.plain_state_root().unwrap(), memory.state_root());
-            prop_assert_eq!(store.hashed_state_root().unwrap(), memory.state_root());
-            snapshots.push(snapshot(&memory));
-            roots.push(memory.state_root());
-            for (n, expected) in snapshots.iter().enumerate() {
-                let view = store.at_block(n as u64).unwrap();
-                prop_assert_eq!(&snapshot(&view), expected, "state at block {}", n);
-            }
-        }
-        let head = store.head().unwrap();
-        drop(store);
-        let reopened = RocksStore::open(&path, StoreOptions::default()).unwrap();
-        prop_assert_eq!(reopened.head().unwrap(), head);
-        prop_assert_eq!(snapshot(&reopened), snapshots.last().unwrap().clone());
-        // Unwinding block by block restores every earlier state, root and index.
-        for n in (1..snapshots.len()).rev() {
-            let head = reopened.unwind(&record(n as u64).tx_hashes, roots[n - 1]).unwrap();
-            prop_assert_eq!(head.number, n as u64 - 1);
-            prop_assert_eq!(&snapshot(&reopened), &snapshots[n - 1]);
-            prop_assert_eq!(reopened.plain_state_root().unwrap(), roots[n - 1]);
-            prop_assert_eq!(reopened.hashed_state_root().unwrap(), roots[n - 1]);
-            prop_assert!(reopened.header(n as u64).unwrap().is_none());
-            prop_assert!(reopened.transaction_location(&record(n as u64).tx_hashes[0]).unwrap().is_none());
-        }
-        prop_assert!(reopened.unwind(&[], roots[0]).is_err());
+        check_blocks(blocks, FEW)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4))]
+    /// Blocks big enough that the store stages their accounts in parallel.
+    #[test]
+    fn big_blocks_match_memory_and_history_reads_back(
+        blocks in prop::collection::vec(arb_big_block(), 1..4)
+    ) {
+        check_blocks(blocks, MANY)?;
     }
 }
 

@@ -25,11 +25,12 @@ mod sources;
 
 use crate::{
     trie::{self, LeafChanges, TrieUpdate},
-    AccountInfo, StateDiff, StateError, StateReader,
+    AccountDiff, AccountInfo, StateDiff, StateError, StateReader,
 };
 use alloy_primitives::{keccak256, map::HashSet, Address, Bytes, B256, U256};
 use alloy_trie::{Nibbles, TrieAccount, EMPTY_ROOT_HASH};
 pub use history::HistoricalState;
+use rayon::prelude::*;
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, DB};
 use schema::*;
 use sources::{DbLeaves, DbNodes};
@@ -388,113 +389,74 @@ impl RocksStore {
         let mut hashed_slots: Vec<([u8; 64], Option<Vec<u8>>)> = Vec::new();
         // Changed keys that are stored leaves already (see `trie::update_root`).
         let mut replaced_accounts: HashSet<B256> = HashSet::default();
-        for (address, change) in &diff.accounts {
-            let hashed = keccak256(address);
-            let pre = self.account(address)?;
-            if pre.is_some() {
+        // Each account's reads, history and storage root apart from the
+        // others (on all cores for big blocks), then written in account order.
+        let entries: Vec<(&Address, &AccountDiff)> = diff.accounts.iter().collect();
+        let stage_one = |(address, change): &(&Address, &AccountDiff)| {
+            self.stage_account(address, change, history)
+        };
+        let staged: Vec<StagedAccount> = if entries.len() >= PARALLEL_STAGE_ACCOUNTS {
+            entries
+                .par_iter()
+                .with_min_len(64)
+                .map(stage_one)
+                .collect::<Result<_, _>>()?
+        } else {
+            entries.iter().map(stage_one).collect::<Result<_, _>>()?
+        };
+        for (address, staged) in entries.iter().map(|(a, _)| *a).zip(staged) {
+            let hashed = staged.hashed;
+            if staged.existed {
                 replaced_accounts.insert(hashed);
             }
-            if history && pre != change.info {
-                let pre_bytes = encode_pre_account(pre.as_ref());
-                batch.put_cf(changes, account_change_key(number, address), &pre_bytes);
+            if let Some(pre_bytes) = &staged.account_history {
+                batch.put_cf(changes, account_change_key(number, address), pre_bytes);
                 batch.put_cf(
                     account_history,
                     account_history_key(address, number),
-                    &pre_bytes,
+                    pre_bytes,
                 );
             }
-            let wipe = change.info.is_none() || change.storage_cleared;
-            // Pre-block values of every slot this block changes.
-            let mut pre_slots: BTreeMap<U256, U256> = if wipe {
-                self.storage_of(address)?
-            } else {
-                BTreeMap::new()
-            };
-            for slot in change.storage.keys() {
-                if !pre_slots.contains_key(slot) && !wipe {
-                    pre_slots.insert(*slot, self.storage(address, slot)?);
-                }
+            for (slot, pre_bytes) in &staged.slot_history {
+                batch.put_cf(
+                    changes,
+                    storage_change_key(number, address, slot),
+                    pre_bytes,
+                );
+                batch.put_cf(
+                    storage_history,
+                    storage_history_key(address, slot, number),
+                    pre_bytes,
+                );
             }
-            let post = |slot: &U256, pre: U256| -> U256 {
-                if change.info.is_none() {
-                    return U256::ZERO;
-                }
-                match change.storage.get(slot) {
-                    Some(v) => *v,
-                    None if wipe => U256::ZERO,
-                    None => pre,
-                }
-            };
-            let mut touched: BTreeMap<U256, U256> = pre_slots.clone();
-            for slot in change.storage.keys() {
-                touched.entry(*slot).or_insert(U256::ZERO);
-            }
-            for (slot, pre) in &touched {
-                if history && post(slot, *pre) != *pre {
-                    let pre_bytes = pre.to_be_bytes::<32>();
-                    batch.put_cf(
-                        changes,
-                        storage_change_key(number, address, slot),
-                        pre_bytes,
-                    );
-                    batch.put_cf(
-                        storage_history,
-                        storage_history_key(address, slot, number),
-                        pre_bytes,
-                    );
-                }
-            }
-            if wipe {
+            if staged.wipe {
                 delete_prefix(&mut batch, storage, address.as_slice());
                 delete_prefix(&mut batch, hashed_storage, hashed.as_slice());
                 delete_prefix(&mut batch, storage_trie, hashed.as_slice());
             }
-            let Some(info) = change.info else {
+            let Some(post) = staged.post else {
                 batch.delete_cf(accounts, address.as_slice());
                 account_leaves.insert(hashed, None);
                 continue;
             };
-            let mut slot_leaves = LeafChanges::new();
-            let mut replaced_slots: HashSet<B256> = HashSet::default();
-            for (slot, value) in &change.storage {
-                let key = storage_key(address, slot);
-                let hashed_slot = keccak256(slot.to_be_bytes::<32>());
-                let mut hashed_key = [0u8; 64];
-                hashed_key[..32].copy_from_slice(hashed.as_slice());
-                hashed_key[32..].copy_from_slice(hashed_slot.as_slice());
-                if pre_slots.get(slot).is_some_and(|pre| !pre.is_zero()) {
-                    replaced_slots.insert(hashed_slot);
-                }
-                if value.is_zero() {
-                    batch.delete_cf(storage, key);
-                    hashed_slots.push((hashed_key, None));
-                    if !wipe {
-                        slot_leaves.insert(hashed_slot, None);
-                    }
-                } else {
-                    let leaf = alloy_rlp::encode(value);
-                    batch.put_cf(storage, key, value.to_be_bytes::<32>());
-                    hashed_slots.push((hashed_key, Some(leaf.clone())));
-                    slot_leaves.insert(hashed_slot, Some(leaf));
-                }
+            for (key, value) in &post.storage {
+                put_or_delete(
+                    &mut batch,
+                    storage,
+                    key,
+                    value.as_ref().map(|v| v.as_slice()),
+                );
             }
-            let previous_root = if wipe {
-                EMPTY_ROOT_HASH
-            } else {
-                self.storage_root_of(&hashed)?
-            };
-            let update = trie::update_root(
-                &DbNodes::new(self, CF_STORAGE_TRIE, Some(hashed))?,
-                &DbLeaves::new(self, CF_HASHED_STORAGE, Some(hashed))?,
-                &slot_leaves,
-                &|k| replaced_slots.contains(k),
-                wipe,
-                previous_root,
-            )?;
-            write_trie_update(&mut batch, storage_trie, Some(&hashed), &update, wipe);
-            batch.put_cf(accounts, address.as_slice(), encode_account(&info));
-            let leaf = alloy_rlp::encode(info.to_trie_account(update.root));
-            account_leaves.insert(hashed, Some(leaf));
+            hashed_slots.extend(post.hashed_slots);
+            write_trie_update(
+                &mut batch,
+                storage_trie,
+                Some(&hashed),
+                &post.trie,
+                staged.wipe,
+            );
+            batch.put_cf(accounts, address.as_slice(), post.account);
+            account_leaves.insert(hashed, Some(post.leaf));
         }
         // After every wipe's range deletion above, in key order.
         hashed_slots.sort_unstable_by_key(|(key, _)| *key);
@@ -527,6 +489,114 @@ impl RocksStore {
             number,
             root: update.root,
         })
+    }
+
+    /// One account's part of [`RocksStore::stage`]: its pre-block values for
+    /// the history, its storage writes and storage root. Reads only, so
+    /// accounts are staged in parallel.
+    fn stage_account(
+        &self,
+        address: &Address,
+        change: &AccountDiff,
+        history: bool,
+    ) -> Result<StagedAccount, StateError> {
+        let hashed = keccak256(address);
+        let pre = self.account(address)?;
+        let account_history =
+            (history && pre != change.info).then(|| encode_pre_account(pre.as_ref()));
+        let wipe = change.info.is_none() || change.storage_cleared;
+        // Pre-block values of every slot this block changes.
+        let mut pre_slots: BTreeMap<U256, U256> = if wipe {
+            self.storage_of(address)?
+        } else {
+            BTreeMap::new()
+        };
+        for slot in change.storage.keys() {
+            if !pre_slots.contains_key(slot) && !wipe {
+                pre_slots.insert(*slot, self.storage(address, slot)?);
+            }
+        }
+        let post = |slot: &U256, pre: U256| -> U256 {
+            if change.info.is_none() {
+                return U256::ZERO;
+            }
+            match change.storage.get(slot) {
+                Some(v) => *v,
+                None if wipe => U256::ZERO,
+                None => pre,
+            }
+        };
+        let mut slot_history = Vec::new();
+        if history {
+            let mut touched: BTreeMap<U256, U256> = pre_slots.clone();
+            for slot in change.storage.keys() {
+                touched.entry(*slot).or_insert(U256::ZERO);
+            }
+            for (slot, pre) in &touched {
+                if post(slot, *pre) != *pre {
+                    slot_history.push((*slot, pre.to_be_bytes::<32>()));
+                }
+            }
+        }
+        let mut staged = StagedAccount {
+            hashed,
+            existed: pre.is_some(),
+            account_history,
+            slot_history,
+            wipe,
+            post: None,
+        };
+        let Some(info) = change.info else {
+            return Ok(staged);
+        };
+        let mut storage = Vec::with_capacity(change.storage.len());
+        let mut hashed_slots = Vec::with_capacity(change.storage.len());
+        let mut slot_leaves = LeafChanges::new();
+        let mut replaced_slots: HashSet<B256> = HashSet::default();
+        for (slot, value) in &change.storage {
+            let key = storage_key(address, slot);
+            let hashed_slot = keccak256(slot.to_be_bytes::<32>());
+            let mut hashed_key = [0u8; 64];
+            hashed_key[..32].copy_from_slice(hashed.as_slice());
+            hashed_key[32..].copy_from_slice(hashed_slot.as_slice());
+            if pre_slots.get(slot).is_some_and(|pre| !pre.is_zero()) {
+                replaced_slots.insert(hashed_slot);
+            }
+            if value.is_zero() {
+                storage.push((key, None));
+                hashed_slots.push((hashed_key, None));
+                if !wipe {
+                    slot_leaves.insert(hashed_slot, None);
+                }
+            } else {
+                let leaf = alloy_rlp::encode(value);
+                storage.push((key, Some(value.to_be_bytes::<32>())));
+                hashed_slots.push((hashed_key, Some(leaf.clone())));
+                slot_leaves.insert(hashed_slot, Some(leaf));
+            }
+        }
+        let previous_root = if wipe {
+            EMPTY_ROOT_HASH
+        } else {
+            self.storage_root_of(&hashed)?
+        };
+        let trie = trie::update_root(
+            &DbNodes::new(self, CF_STORAGE_TRIE, Some(hashed))?,
+            &DbLeaves::new(self, CF_HASHED_STORAGE, Some(hashed))?,
+            &slot_leaves,
+            &|k| replaced_slots.contains(k),
+            wipe,
+            previous_root,
+        )?;
+        let leaf = alloy_rlp::encode(info.to_trie_account(trie.root));
+        staged.post = Some(StagedPost {
+            account: encode_account(&info),
+            storage,
+            hashed_slots,
+            trie,
+            leaf,
+        });
+        Ok(staged)
     }
 
     /// Writes a prepared block with its record and makes it the head, in one
@@ -792,6 +862,37 @@ impl RocksStore {
 
 fn poisoned<T>(_: std::sync::PoisonError<T>) -> StateError {
     StateError::Backend("store lock poisoned by a panicked thread".into())
+}
+
+/// Blocks changing at least this many accounts stage them on all cores.
+const PARALLEL_STAGE_ACCOUNTS: usize = 256;
+
+/// One account's part of a staged block (see [`RocksStore::stage_account`]).
+struct StagedAccount {
+    hashed: B256,
+    /// The account existed before the block (its leaf is replaced).
+    existed: bool,
+    /// Its pre-block encoding for the change set and history, when changed.
+    account_history: Option<Vec<u8>>,
+    /// Pre-block values of the slots it changed, for the same.
+    slot_history: Vec<(U256, [u8; 32])>,
+    /// Its storage is wiped (destroyed or cleared) before the writes.
+    wipe: bool,
+    /// What it holds after the block; `None`: it was destroyed.
+    post: Option<StagedPost>,
+}
+
+/// An account's writes after the block.
+struct StagedPost {
+    account: [u8; 72],
+    /// Plain storage: value or deletion, by storage key.
+    storage: Vec<([u8; 52], Option<[u8; 32]>)>,
+    /// Hashed storage leaves (deletion: `None`).
+    hashed_slots: Vec<([u8; 64], Option<Vec<u8>>)>,
+    /// Its storage trie after the block.
+    trie: TrieUpdate,
+    /// Its account-trie leaf.
+    leaf: Vec<u8>,
 }
 
 /// Writes `value` under `key`, or deletes `key` when there is none.
