@@ -665,6 +665,32 @@ pub struct BuiltBlock {
     pub stats: ImportStats,
 }
 
+/// A block built on a head and staged for commit, not written yet (see
+/// [`Chain::prepare_block`]).
+pub struct PreparedBlock {
+    /// Hash of the head it was built on.
+    pub parent_hash: B256,
+    pending: pel_state::PendingState,
+    record: BlockRecord,
+    built: BuiltBlock,
+}
+
+impl std::fmt::Debug for PreparedBlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedBlock")
+            .field("parent_hash", &self.parent_hash)
+            .field("number", &self.record.number)
+            .finish()
+    }
+}
+
+impl PreparedBlock {
+    /// The block as it will be stored.
+    pub fn block(&self) -> &Block<TxEnvelope> {
+        &self.built.block
+    }
+}
+
 impl Chain {
     /// Builds a block on the head from `txs` (in the given order, each with its
     /// sender when already recovered), leaving out the ones that turn out
@@ -675,6 +701,40 @@ impl Chain {
         txs: Vec<(TxEnvelope, Option<alloy_primitives::Address>)>,
         attrs: &BlockAttrs,
     ) -> Result<BuiltBlock, ImportError> {
+        let prepared = self.prepare_block(txs, attrs)?;
+        self.commit_block(prepared)
+    }
+
+    /// Commits a block from [`Self::prepare_block`] in one write batch, if
+    /// the head is still the block it was built on.
+    pub fn commit_block(&mut self, prepared: PreparedBlock) -> Result<BuiltBlock, ImportError> {
+        let PreparedBlock {
+            parent_hash,
+            pending,
+            record,
+            mut built,
+        } = prepared;
+        let head = self.head_header.hash_slow();
+        if parent_hash != head {
+            return Err(ImportError::UnknownParent {
+                parent: parent_hash,
+                head,
+            });
+        }
+        let start = Instant::now();
+        self.store.commit(pending, &record)?;
+        built.stats.commit_s = start.elapsed().as_secs_f64();
+        self.head_header = built.block.header.clone();
+        Ok(built)
+    }
+
+    /// [`Self::build`] up to the commit: the block executed, its roots
+    /// computed and its writes staged, nothing written.
+    pub fn prepare_block(
+        &self,
+        txs: Vec<(TxEnvelope, Option<alloy_primitives::Address>)>,
+        attrs: &BlockAttrs,
+    ) -> Result<PreparedBlock, ImportError> {
         let start = Instant::now();
         let parent = self.head_header.clone();
         let number = parent.number + 1;
@@ -819,11 +879,8 @@ impl Chain {
             receipts: encode_receipts(&receipts),
             tx_hashes: body.transactions.iter().map(|t| *t.tx_hash()).collect(),
         };
-        self.store.commit(pending, &record)?;
-        let committed = Instant::now();
-        self.head_header = header.clone();
         let _ = spec;
-        Ok(BuiltBlock {
+        let built = BuiltBlock {
             stats: ImportStats {
                 number,
                 txs: input.transactions.len(),
@@ -831,7 +888,7 @@ impl Chain {
                 validate_s: 0.0,
                 execute_s: (executed - start).as_secs_f64(),
                 root_s: (rooted - executed).as_secs_f64(),
-                commit_s: (committed - rooted).as_secs_f64(),
+                commit_s: 0.0,
                 reexecutions: stats.reexecutions,
                 validation_failures: stats.validation_failures,
                 parallel: stats.parallel && !stats.fell_back,
@@ -841,6 +898,12 @@ impl Chain {
             block: Block { header, body },
             receipts,
             dropped,
+        };
+        Ok(PreparedBlock {
+            parent_hash: parent.hash_slow(),
+            pending,
+            record,
+            built,
         })
     }
 }

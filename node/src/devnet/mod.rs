@@ -13,7 +13,7 @@ pub mod pool;
 pub mod run;
 
 use crate::{
-    chain::{decode_receipts, stored_block, BlockAttrs, Chain, ImportStats},
+    chain::{decode_receipts, stored_block, BlockAttrs, Chain, ImportStats, PreparedBlock},
     genesis::GenesisSpec,
 };
 use alloy_consensus::{SignableTransaction, TxEnvelope, TypedTransaction};
@@ -26,7 +26,10 @@ use pel_state::{RocksStore, StateReader};
 use pool::{AccountView, Pool, PoolConfig};
 use std::{
     collections::{HashMap, VecDeque},
-    sync::{Arc, Condvar, Mutex},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Condvar, Mutex,
+    },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 use tokio::sync::broadcast;
@@ -70,7 +73,25 @@ pub struct DevNode {
     mode: MiningMode,
     /// Running totals for `pel_executionStats`.
     stats: Mutex<ExecutionStats>,
+    /// The next tick's block, built ahead while the pool was quiet.
+    prebuilt: Mutex<Option<Prebuilt>>,
+    /// Blocks committed from a pre-built block.
+    prebuilt_blocks: AtomicU64,
 }
+
+/// A block built ahead of its tick (interval mining), valid while the head,
+/// the pool and the timestamp are those it was built with.
+struct Prebuilt {
+    pool_version: u64,
+    timestamp: u64,
+    block: PreparedBlock,
+}
+
+/// Interval mining: how often the miner looks at the pool while it waits
+/// for the tick, and how long the pool must stay unchanged before the
+/// tick's block is built ahead (so a stream of arrivals is not raced).
+const PREBUILD_POLL: Duration = Duration::from_millis(10);
+const PREBUILD_QUIET: Duration = Duration::from_millis(30);
 
 impl std::fmt::Debug for DevNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -171,6 +192,8 @@ impl DevNode {
             next_block: Mutex::new(next_block),
             mode,
             stats: Mutex::new(stats),
+            prebuilt: Mutex::new(None),
+            prebuilt_blocks: AtomicU64::new(0),
         })
     }
 
@@ -200,6 +223,98 @@ impl DevNode {
         self.mine_with(timestamp, None)
     }
 
+    /// The block the head would get now at `timestamp`: the best pending
+    /// transactions, with the pool version they were taken at.
+    #[allow(clippy::type_complexity)]
+    fn block_plan(
+        &self,
+        head: &alloy_consensus::Header,
+        timestamp: u64,
+    ) -> Result<(u64, Vec<(TxEnvelope, Option<Address>)>, BlockAttrs), NodeError> {
+        let base_fee = head
+            .next_block_base_fee(alloy_eips::eip1559::BaseFeeParams::ethereum())
+            .unwrap_or(alloy_eips::eip1559::INITIAL_BASE_FEE);
+        let (version, txs) = {
+            let pool = Self::lock(&self.pool)?;
+            let txs = pool
+                .best(
+                    |a| self.account_nonce(a),
+                    base_fee,
+                    self.gas_limit.saturating_mul(CANDIDATE_GAS_FACTOR),
+                )
+                .into_iter()
+                .map(|(tx, sender)| (tx, Some(sender)))
+                .collect();
+            (pool.version(), txs)
+        };
+        Ok((version, txs, self.attrs(head, timestamp, None)))
+    }
+
+    fn attrs(
+        &self,
+        head: &alloy_consensus::Header,
+        timestamp: u64,
+        edit: Option<pel_state::StateDiff>,
+    ) -> BlockAttrs {
+        BlockAttrs {
+            timestamp,
+            beneficiary: Address::ZERO,
+            gas_limit: self.gas_limit,
+            prev_randao: alloy_primitives::keccak256(head.hash_slow()),
+            extra_data: Bytes::from_static(b"pel"),
+            state_edit: edit,
+        }
+    }
+
+    /// The pre-built block, if it is exactly what mining on `head` at
+    /// `timestamp` would build now (same head, timestamp and pool).
+    fn take_prebuilt(
+        &self,
+        head: &alloy_consensus::Header,
+        timestamp: u64,
+    ) -> Result<Option<PreparedBlock>, NodeError> {
+        let Some(prebuilt) = Self::lock(&self.prebuilt)?.take() else {
+            return Ok(None);
+        };
+        let version = Self::lock(&self.pool)?.version();
+        Ok((prebuilt.pool_version == version
+            && prebuilt.timestamp == timestamp
+            && prebuilt.block.parent_hash == head.hash_slow())
+        .then_some(prebuilt.block))
+    }
+
+    /// Builds the block the next tick would mine at `timestamp` and keeps it
+    /// for that tick, which then only commits it if nothing changed in
+    /// between. Returns false when there was nothing to build.
+    pub fn prebuild(&self, timestamp: u64) -> Result<bool, NodeError> {
+        let chain = Self::lock(&self.chain)?;
+        let head = chain.head().clone();
+        let timestamp = timestamp.max(head.timestamp + 1);
+        let (pool_version, txs, attrs) = self.block_plan(&head, timestamp)?;
+        if txs.is_empty() {
+            return Ok(false);
+        }
+        let block = chain
+            .prepare_block(txs, &attrs)
+            .map_err(|e| NodeError::server(format!("block building failed: {e}")))?;
+        *Self::lock(&self.prebuilt)? = Some(Prebuilt {
+            pool_version,
+            timestamp,
+            block,
+        });
+        Ok(true)
+    }
+
+    /// Blocks committed from a pre-built block (interval mining).
+    pub fn prebuilt_blocks(&self) -> u64 {
+        self.prebuilt_blocks.load(Ordering::Relaxed)
+    }
+
+    /// The version of the pooled set (see [`Pool::version`]).
+    fn pool_version(&self) -> Option<u64> {
+        self.pool.lock().ok().map(|p| p.version())
+    }
+
     /// Mines one block; with `edit`, an empty block that commits the edit.
     fn mine_with(
         &self,
@@ -212,32 +327,29 @@ impl DevNode {
             .or_else(|| self.next_timestamp.lock().ok().and_then(|mut t| t.take()))
             .unwrap_or_else(|| now() + self.time_offset.lock().map(|o| *o).unwrap_or(0));
         let timestamp = next_ts.max(head.timestamp + 1);
-        let base_fee = head
-            .next_block_base_fee(alloy_eips::eip1559::BaseFeeParams::ethereum())
-            .unwrap_or(alloy_eips::eip1559::INITIAL_BASE_FEE);
-        let txs = if edit.is_some() {
-            Vec::new()
-        } else {
-            Self::lock(&self.pool)?
-                .best(
-                    |a| self.account_nonce(a),
-                    base_fee,
-                    self.gas_limit.saturating_mul(CANDIDATE_GAS_FACTOR),
-                )
-                .into_iter()
-                .map(|(tx, sender)| (tx, Some(sender)))
-                .collect()
+        let prebuilt = match &edit {
+            Some(_) => None,
+            None => self.take_prebuilt(&head, timestamp)?,
         };
-        let attrs = BlockAttrs {
-            timestamp,
-            beneficiary: Address::ZERO,
-            gas_limit: self.gas_limit,
-            prev_randao: alloy_primitives::keccak256(head.hash_slow()),
-            extra_data: Bytes::from_static(b"pel"),
-            state_edit: edit,
+        let prepared = match prebuilt {
+            Some(block) => {
+                self.prebuilt_blocks.fetch_add(1, Ordering::Relaxed);
+                block
+            }
+            None => {
+                let (txs, attrs) = if edit.is_some() {
+                    (Vec::new(), self.attrs(&head, timestamp, edit))
+                } else {
+                    let (_, txs, attrs) = self.block_plan(&head, timestamp)?;
+                    (txs, attrs)
+                };
+                chain
+                    .prepare_block(txs, &attrs)
+                    .map_err(|e| NodeError::server(format!("block building failed: {e}")))?
+            }
         };
         let built = chain
-            .build(txs, &attrs)
+            .commit_block(prepared)
             .map_err(|e| NodeError::server(format!("block building failed: {e}")))?;
         *Self::lock(&self.next_block)? = next_block_of(&self.config, chain.head());
         drop(chain);
@@ -311,9 +423,7 @@ impl DevNode {
                 let period = Duration::from_secs(secs.max(1));
                 let mut next = Instant::now() + period;
                 loop {
-                    if let Some(wait) = next.checked_duration_since(Instant::now()) {
-                        std::thread::sleep(wait);
-                    }
+                    self.wait_for_tick(next);
                     if let Err(e) = self.mine_one(None) {
                         eprintln!("mining failed: {e}");
                     }
@@ -341,6 +451,41 @@ impl DevNode {
                     }
                 }
             },
+        }
+    }
+
+    /// Interval mining: waits until `tick`. Once the pool has stayed
+    /// unchanged for [`PREBUILD_QUIET`], builds the tick's block ahead (see
+    /// [`Self::prebuild`]), so that when a burst of transactions has ended
+    /// the tick only commits the block. A block is built ahead at most once
+    /// per pool version, and never while a timestamp is pinned.
+    fn wait_for_tick(&self, tick: Instant) {
+        let mut seen = (self.pool_version(), Instant::now());
+        let mut tried = None;
+        while let Some(wait) = tick.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait.min(PREBUILD_POLL));
+            let version = self.pool_version();
+            if version != seen.0 {
+                seen = (version, Instant::now());
+                continue;
+            }
+            let pinned = self.next_timestamp.lock().map_or(true, |t| t.is_some());
+            if tried == version || pinned || seen.1.elapsed() < PREBUILD_QUIET {
+                continue;
+            }
+            tried = version;
+            let Some(left) = tick.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            let at_tick = SystemTime::now() + left;
+            let timestamp = at_tick
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+                + self.time_offset.lock().map(|o| *o).unwrap_or(0);
+            if let Err(e) = self.prebuild(timestamp) {
+                eprintln!("building ahead failed: {e}");
+            }
         }
     }
 

@@ -157,6 +157,8 @@ pub struct Pool {
     by_hash: HashMap<B256, (Address, u64)>,
     /// Arrival counter.
     next_seq: u64,
+    /// Bumped by every change to the pooled set.
+    version: u64,
 }
 
 fn reject(message: impl Into<String>) -> NodeError {
@@ -171,7 +173,14 @@ impl Pool {
             by_sender: HashMap::new(),
             by_hash: HashMap::new(),
             next_seq: 0,
+            version: 0,
         }
+    }
+
+    /// A number that changes whenever the pooled set does: equal versions
+    /// give equal blocks on the same head.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     /// Number of pooled transactions.
@@ -280,6 +289,7 @@ impl Pool {
         self.by_hash.insert(hash, (sender, nonce));
         let seq = self.next_seq;
         self.next_seq += 1;
+        self.version += 1;
         self.by_sender.entry(sender).or_default().insert(
             nonce,
             PoolTx {
@@ -360,6 +370,7 @@ impl Pool {
     pub fn remove(&mut self, hashes: impl IntoIterator<Item = B256>) {
         for hash in hashes {
             if let Some((sender, nonce)) = self.by_hash.remove(&hash) {
+                self.version += 1;
                 if let Some(txs) = self.by_sender.get_mut(&sender) {
                     txs.remove(&nonce);
                     if txs.is_empty() {
