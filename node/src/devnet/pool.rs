@@ -210,19 +210,6 @@ impl Pool {
         next
     }
 
-    /// Validates and admits a transaction; returns its hash.
-    pub fn add(
-        &mut self,
-        tx: TxEnvelope,
-        account: impl Fn(&Address) -> Result<AccountView, NodeError>,
-        base_fee: u64,
-        spec: SpecId,
-    ) -> Result<B256, NodeError> {
-        let checked = self.config.check(tx, base_fee, spec)?;
-        let view = account(&checked.sender)?;
-        self.insert(checked, view)
-    }
-
     /// Admits a transaction that passed [`PoolConfig::check`], given its
     /// sender's account at the head: the checks against the pool (known,
     /// replacement, bounds) and the account (nonce, balance).
