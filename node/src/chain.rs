@@ -684,13 +684,6 @@ impl std::fmt::Debug for PreparedBlock {
     }
 }
 
-impl PreparedBlock {
-    /// The block as it will be stored.
-    pub fn block(&self) -> &Block<TxEnvelope> {
-        &self.built.block
-    }
-}
-
 impl Chain {
     /// Builds a block on the head from `txs` (in the given order, each with its
     /// sender when already recovered), leaving out the ones that turn out

@@ -48,6 +48,9 @@ pub enum MiningMode {
 /// Recent blocks kept decoded for the RPC.
 const BLOCK_CACHE: usize = 512;
 
+/// Transactions offered to the block builder, each with its sender.
+type Candidates = Vec<(TxEnvelope, Option<Address>)>;
+
 /// Decoded blocks by number, with their insertion order for eviction.
 type BlockCache = (HashMap<u64, Arc<StoredBlock>>, VecDeque<u64>);
 
@@ -225,12 +228,11 @@ impl DevNode {
 
     /// The block the head would get now at `timestamp`: the best pending
     /// transactions, with the pool version they were taken at.
-    #[allow(clippy::type_complexity)]
     fn block_plan(
         &self,
         head: &alloy_consensus::Header,
         timestamp: u64,
-    ) -> Result<(u64, Vec<(TxEnvelope, Option<Address>)>, BlockAttrs), NodeError> {
+    ) -> Result<(u64, Candidates, BlockAttrs), NodeError> {
         let base_fee = head
             .next_block_base_fee(alloy_eips::eip1559::BaseFeeParams::ethereum())
             .unwrap_or(alloy_eips::eip1559::INITIAL_BASE_FEE);
