@@ -114,20 +114,48 @@ struct TxWrites {
 impl MvMemory {
     /// An empty store for `block_size` transactions.
     pub fn new(block_size: usize) -> Self {
-        Self {
+        let mut mv = Self {
             data: DashMap::with_capacity_and_hasher(
                 block_size.saturating_mul(LOCATIONS_PER_TX),
                 Default::default(),
             ),
-            txs: (0..block_size)
-                .map(|_| {
-                    CachePadded::new(TxWrites {
-                        locations: Mutex::new(Vec::new()),
-                        fee: Mutex::new(Fee::Unknown),
-                    })
-                })
-                .collect(),
+            txs: Vec::new(),
+        };
+        mv.set_block_size(block_size);
+        mv
+    }
+
+    /// Empties the store, keeping its allocations: a store reused from block
+    /// to block neither grows its map again nor faults fresh pages in while
+    /// the workers fill it.
+    pub fn clear(&mut self) {
+        // `DashMap::clear` erases entry by entry, which leaves tombstones that
+        // make the next block's inserts rehash; clearing each shard's table
+        // resets it whole.
+        for shard in self.data.shards_mut() {
+            shard.get_mut().clear();
         }
+        for writes in &mut self.txs {
+            writes
+                .locations
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
+            *writes.fee.get_mut().unwrap_or_else(|e| e.into_inner()) = Fee::Unknown;
+        }
+    }
+
+    /// Readies an empty store (new or [cleared](Self::clear)) for a block of
+    /// `block_size` transactions.
+    pub fn set_block_size(&mut self, block_size: usize) {
+        self.txs.truncate(block_size);
+        let missing = block_size - self.txs.len();
+        self.txs.extend((0..missing).map(|_| {
+            CachePadded::new(TxWrites {
+                locations: Mutex::new(Vec::new()),
+                fee: Mutex::new(Fee::Unknown),
+            })
+        }));
     }
 
     /// The latest write to `location` below transaction `tx`.
@@ -248,5 +276,29 @@ mod tests {
         assert_eq!(mv.fee(0), Fee::Known(U256::from(7)));
         // Same location again: nothing new.
         assert!(!mv.record(0, &[(slot(2), Value::Storage(U256::from(3)))], U256::ZERO));
+    }
+
+    #[test]
+    fn a_cleared_store_is_as_good_as_new() {
+        let mut mv = MvMemory::new(3);
+        mv.record(
+            1,
+            &[(slot(1), Value::Storage(U256::from(1)))],
+            U256::from(9),
+        );
+        mv.convert_writes_to_estimates(1);
+        mv.clear();
+        mv.set_block_size(5);
+        assert_eq!(mv.read(&slot(1), 4), Read::Base);
+        assert_eq!(mv.fee(1), Fee::Unknown);
+        assert_eq!(mv.fee(4), Fee::Unknown);
+        // The old incarnation's locations are forgotten: recording elsewhere
+        // leaves nothing behind at the old location, and its write is new.
+        assert!(mv.record(1, &[(slot(2), Value::Storage(U256::from(2)))], U256::ZERO));
+        assert_eq!(mv.read(&slot(1), 4), Read::Base);
+        mv.clear();
+        mv.set_block_size(2);
+        assert_eq!(mv.read(&slot(2), 1), Read::Base);
+        assert!(mv.record(1, &[(slot(2), Value::Storage(U256::from(3)))], U256::ZERO));
     }
 }

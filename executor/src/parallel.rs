@@ -37,7 +37,10 @@ use crate::{
 };
 use pel_state::{DiffOverlay, StateReader};
 use revm::context::result::EVMError;
-use std::{sync::Mutex, time::Instant};
+use std::{
+    sync::{Arc, Mutex},
+    time::Instant,
+};
 
 /// Counters of one parallel run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -152,6 +155,9 @@ const WORKER_STACK_BYTES: usize = 64 << 20;
 pub struct ParallelExecutor {
     pool: rayon::ThreadPool,
     threads: usize,
+    /// The multi-version memory of the previous block, cleared off the
+    /// critical path, for the next block to reuse.
+    spare_mv: Arc<Mutex<Option<MvMemory>>>,
     /// When to fall back to the sequential executor.
     pub cost_model: CostModel,
 }
@@ -210,6 +216,7 @@ impl ParallelExecutor {
         Ok(Self {
             pool,
             threads,
+            spare_mv: Arc::default(),
             cost_model: CostModel::default(),
         })
     }
@@ -298,7 +305,13 @@ impl ParallelExecutor {
         // 2. The parallel phase, committing final results as they come.
         let n = block.transactions.len();
         let slots: Vec<Mutex<TxSlot>> = (0..n).map(|_| Mutex::default()).collect();
-        let mv = MvMemory::new(n);
+        let mv = match lock(&self.spare_mv).take() {
+            Some(mut mv) => {
+                mv.set_block_size(n);
+                mv
+            }
+            None => MvMemory::new(n),
+        };
         let same_sender = previous_by_sender(block);
         let scheduler = Scheduler::new(n);
         let max_blob_gas = sequential::max_blob_gas(chain, spec, header.timestamp);
@@ -394,10 +407,20 @@ impl ParallelExecutor {
         }
         let profile = (keep_writes && !stats.fell_back)
             .then(|| profile::profile(&traces, header.beneficiary, stats.reexecutions));
+        let spare = Arc::clone(&self.spare_mv);
+        let recycle = move |mut mv: MvMemory| {
+            mv.clear();
+            *lock(&spare) = Some(mv);
+        };
         if n >= BACKGROUND_DROP_MIN_TXS {
             garbage.extend(traces.into_iter().map(|t| t.reads));
-            let garbage = (mv, scheduler, garbage);
-            std::thread::spawn(move || drop(garbage));
+            let garbage = (scheduler, garbage);
+            std::thread::spawn(move || {
+                drop(garbage);
+                recycle(mv);
+            });
+        } else {
+            recycle(mv);
         }
 
         // The committed transactions go on top of the pre-block calls, then
