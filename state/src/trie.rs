@@ -26,11 +26,19 @@
 //! on changed paths are reported as removed and the hash builder's output as
 //! updated; applying removals then updates brings the store to the new trie
 //! exactly.
+//!
+//! A big update that deletes nothing may walk the subtries under the root's
+//! children apart, on all cores ([`update_root_split`]): without deletions no
+//! branch moves or collapses, so the branch stored at each child's path stays
+//! there, and its own hash builder (fed the paths without their first
+//! nibble) yields that child's hash and the nodes below it. The root is then
+//! rebuilt from those hashes as from any unchanged child's.
 
 use crate::StateError;
 use alloy_primitives::{map::HashMap, B256};
 use alloy_trie::{
-    nodes::LeafNodeRef, BranchNodeCompact, HashBuilder, Nibbles, TrieMask, EMPTY_ROOT_HASH,
+    nodes::{LeafNodeRef, RlpNode},
+    BranchNodeCompact, HashBuilder, Nibbles, TrieMask, EMPTY_ROOT_HASH,
 };
 use std::collections::BTreeMap;
 
@@ -53,6 +61,28 @@ pub trait LeafSource {
         from: &B256,
         f: &mut dyn FnMut(&B256, &[u8]) -> bool,
     ) -> Result<(), StateError>;
+}
+
+impl<T: NodeSource + ?Sized> NodeSource for &T {
+    fn node(&self, path: &Nibbles) -> Result<Option<BranchNodeCompact>, StateError> {
+        (**self).node(path)
+    }
+    fn first_below(
+        &self,
+        path: &Nibbles,
+    ) -> Result<Option<(Nibbles, BranchNodeCompact)>, StateError> {
+        (**self).first_below(path)
+    }
+}
+
+impl<T: LeafSource + ?Sized> LeafSource for &T {
+    fn leaves_from(
+        &self,
+        from: &B256,
+        f: &mut dyn FnMut(&B256, &[u8]) -> bool,
+    ) -> Result<(), StateError> {
+        (**self).leaves_from(from, f)
+    }
 }
 
 /// Leaf changes of one trie: new value, or `None` for a deleted key.
@@ -92,34 +122,125 @@ pub fn update_root(
             ..TrieUpdate::default()
         });
     }
-    let mut walk = Walk {
-        nodes,
-        leaves,
-        changes,
-        base: !wiped,
-        changed: changes.keys().map(Nibbles::unpack).collect(),
-        changed_keys: changes.keys().copied().collect(),
-        replaced,
-        deleted: changes
-            .iter()
-            .filter(|(_, v)| v.is_none())
-            .map(|(k, _)| Nibbles::unpack(k))
-            .collect(),
-        rlp: Vec::new(),
-        hb: HashBuilder::default()
-            .with_updates(true)
-            .with_all_branch_nodes(true),
-        removed: Vec::new(),
-    };
+    let keys = Keys::new(changes);
+    let mut walk = Walk::new(nodes, leaves, changes, &keys, replaced, !wiped, 0);
     walk.slot(Nibbles::default())?;
-    let root = walk.hb.root();
-    let removed = walk.removed;
-    let (_, updated) = walk.hb.split();
-    Ok(TrieUpdate {
-        root,
-        removed,
-        updated,
-    })
+    Ok(walk.finish().update)
+}
+
+/// Changed keys from which [`update_root_split`] walks the account trie's
+/// root children on all cores; below it, one walk is cheaper.
+pub const SPLIT_MIN_CHANGES: usize = 256;
+
+/// [`update_root`] with the subtries under the stored root's children walked
+/// on all cores (rayon's pool), each with sources of its own from `open`
+/// (sources need not be shareable between threads), when the update is big
+/// enough ([`SPLIT_MIN_CHANGES`]) and deletes nothing. Otherwise, and if a
+/// subtrie's node is short enough to be inlined in the root (never with
+/// hashed 32-byte keys), it is [`update_root`]. The result is the same.
+pub fn update_root_split<N, L, F>(
+    open: &F,
+    changes: &LeafChanges,
+    replaced: &(dyn Fn(&B256) -> bool + Sync),
+    previous_root: B256,
+) -> Result<TrieUpdate, StateError>
+where
+    N: NodeSource,
+    L: LeafSource,
+    F: Fn() -> Result<(N, L), StateError> + Sync,
+{
+    split_walk(open, changes, replaced, previous_root, SPLIT_MIN_CHANGES)
+}
+
+/// A walk of the subtrie under one child of the root, with its own hash
+/// builder: the child's hash, and the nodes to remove and write.
+struct SplitChild {
+    nibble: u8,
+    hash: B256,
+    removed: Vec<Nibbles>,
+    updated: HashMap<Nibbles, BranchNodeCompact>,
+}
+
+fn split_walk<N, L, F>(
+    open: &F,
+    changes: &LeafChanges,
+    replaced: &(dyn Fn(&B256) -> bool + Sync),
+    previous_root: B256,
+    min_changes: usize,
+) -> Result<TrieUpdate, StateError>
+where
+    N: NodeSource,
+    L: LeafSource,
+    F: Fn() -> Result<(N, L), StateError> + Sync,
+{
+    use rayon::prelude::*;
+    let (nodes, leaves) = open()?;
+    let whole =
+        |nodes: &N, leaves: &L| update_root(nodes, leaves, changes, replaced, false, previous_root);
+    // Without deletions every branch stays where it is, so the root's
+    // children keep their paths and kinds; a deletion could collapse them.
+    if changes.len() < min_changes || changes.values().any(Option::is_none) {
+        return whole(&nodes, &leaves);
+    }
+    let Some(root) = nodes.node(&Nibbles::default())? else {
+        return whole(&nodes, &leaves);
+    };
+    let keys = Keys::new(changes);
+    // Children with a stored node below them and a change under them.
+    let split: Vec<u8> = (0..16u8)
+        .filter(|&n| {
+            root.tree_mask.is_bit_set(n) && any_under(&keys.changed, &Nibbles::from_nibbles([n]))
+        })
+        .collect();
+    if split.len() < 2 {
+        return whole(&nodes, &leaves);
+    }
+    let children: Vec<Option<SplitChild>> = split
+        .par_iter()
+        .map(|&nibble| {
+            let (nodes, leaves) = open()?;
+            let path = Nibbles::from_nibbles([nibble]);
+            let Some(node) = nodes.node(&path)? else {
+                // An extension under the root: walked in place.
+                return Ok(None);
+            };
+            let mut walk = Walk::new(&nodes, &leaves, changes, &keys, replaced, true, 1);
+            walk.branch(path, &node)?;
+            let done = walk.finish();
+            let Some(hash) = done.top.as_ref().and_then(RlpNode::as_hash) else {
+                return Ok(None);
+            };
+            let updated = done
+                .update
+                .updated
+                .into_iter()
+                .map(|(below, mut node)| {
+                    if below.is_empty() {
+                        // The subtrie's own builder saw this node as its root.
+                        node.root_hash = None;
+                    }
+                    (path.join(&below), node)
+                })
+                .collect();
+            Ok(Some(SplitChild {
+                nibble,
+                hash,
+                removed: done.update.removed,
+                updated,
+            }))
+        })
+        .collect::<Result<_, StateError>>()?;
+    let mut walk = Walk::new(&nodes, &leaves, changes, &keys, replaced, true, 0);
+    for child in children.iter().flatten() {
+        walk.split[child.nibble as usize] = Some(child.hash);
+    }
+    walk.branch(Nibbles::default(), &root)?;
+    let mut update = walk.finish().update;
+    for child in children.into_iter().flatten() {
+        update.removed.extend(child.removed);
+        update.updated.extend(child.updated);
+    }
+    Ok(update)
 }
 
 /// Root of a trie from all its leaves, in key order (no stored nodes used).
@@ -137,41 +258,123 @@ pub fn full_root(leaves: impl IntoIterator<Item = (B256, Vec<u8>)>) -> B256 {
     }
 }
 
+/// The changed keys of one update, in the forms the walk looks them up by.
+struct Keys {
+    /// Every changed key, unpacked, sorted.
+    changed: Vec<Nibbles>,
+    /// The same keys, packed.
+    changed_keys: Vec<B256>,
+    /// The deleted keys, unpacked, sorted.
+    deleted: Vec<Nibbles>,
+}
+
+impl Keys {
+    fn new(changes: &LeafChanges) -> Self {
+        Self {
+            changed: changes.keys().map(Nibbles::unpack).collect(),
+            changed_keys: changes.keys().copied().collect(),
+            deleted: changes
+                .iter()
+                .filter(|(_, v)| v.is_none())
+                .map(|(k, _)| Nibbles::unpack(k))
+                .collect(),
+        }
+    }
+}
+
 struct Walk<'a> {
     nodes: &'a dyn NodeSource,
     leaves: &'a dyn LeafSource,
     changes: &'a LeafChanges,
+    keys: &'a Keys,
     /// False when the stored trie is to be ignored (wiped).
     base: bool,
-    changed: Vec<Nibbles>,
-    /// The same keys, unpacked in `changed`.
-    changed_keys: Vec<B256>,
     replaced: &'a dyn Fn(&B256) -> bool,
-    /// The deleted keys, sorted.
-    deleted: Vec<Nibbles>,
+    /// Leading nibbles left out of the paths given to the hash builder: 1 when
+    /// the walk builds the subtrie under one child of the root on its own.
+    strip: usize,
+    /// Hashes of the root's children computed by walks of their own.
+    split: [Option<B256>; 16],
     /// Scratch buffer for leaf encodings.
     rlp: Vec<u8>,
     hb: HashBuilder,
     removed: Vec<Nibbles>,
 }
 
-impl Walk<'_> {
+/// What a walk produced: the update, and the reference to its top node.
+struct Walked {
+    update: TrieUpdate,
+    top: Option<RlpNode>,
+}
+
+impl<'a> Walk<'a> {
+    fn new(
+        nodes: &'a dyn NodeSource,
+        leaves: &'a dyn LeafSource,
+        changes: &'a LeafChanges,
+        keys: &'a Keys,
+        replaced: &'a dyn Fn(&B256) -> bool,
+        base: bool,
+        strip: usize,
+    ) -> Self {
+        Self {
+            nodes,
+            leaves,
+            changes,
+            keys,
+            base,
+            replaced,
+            strip,
+            split: [None; 16],
+            rlp: Vec::new(),
+            hb: HashBuilder::default()
+                .with_updates(true)
+                .with_all_branch_nodes(true),
+            removed: Vec::new(),
+        }
+    }
+
+    /// The root (of the subtrie, with `strip`) and the node changes.
+    fn finish(mut self) -> Walked {
+        let root = self.hb.root();
+        let top = self.hb.stack.last().cloned();
+        let (_, updated) = self.hb.split();
+        Walked {
+            update: TrieUpdate {
+                root,
+                removed: self.removed,
+                updated,
+            },
+            top,
+        }
+    }
+
+    /// `path` as the hash builder sees it.
+    fn rel(&self, path: Nibbles) -> Nibbles {
+        if self.strip == 0 {
+            path
+        } else {
+            path.slice(self.strip..)
+        }
+    }
+
     /// True when some changed key lies under `prefix`.
     fn is_changed(&self, prefix: &Nibbles) -> bool {
-        any_under(&self.changed, prefix)
+        any_under(&self.keys.changed, prefix)
     }
 
     /// True when the child slot `child`, holding at most one stored leaf,
     /// needs no read of it: the only change under it replaces that leaf.
     fn replaces_its_leaf(&self, child: &Nibbles) -> bool {
-        let i = self.changed.partition_point(|k| k < child);
-        let under = |j: usize| self.changed.get(j).is_some_and(|k| k.starts_with(child));
-        under(i) && !under(i + 1) && (self.replaced)(&self.changed_keys[i])
+        let changed = &self.keys.changed;
+        let i = changed.partition_point(|k| k < child);
+        let under = |j: usize| changed.get(j).is_some_and(|k| k.starts_with(child));
+        under(i) && !under(i + 1) && (self.replaced)(&self.keys.changed_keys[i])
     }
 
     /// True when some changed key under `prefix` is `>= from` and `< stop`.
     fn changed_between(&self, prefix: &Nibbles, from: &Nibbles, stop: Option<&Nibbles>) -> bool {
-        any_between(&self.changed, prefix, from, stop)
+        any_between(&self.keys.changed, prefix, from, stop)
     }
 
     /// Feeds every leaf under the child slot `path`.
@@ -203,7 +406,7 @@ impl Walk<'_> {
         self.removed.push(path);
         // Without deletions below, this branch keeps all its children and
         // stays a branch here, so its leaf children's hashes stay valid.
-        let stays = !any_under(&self.deleted, &path);
+        let stays = !any_under(&self.keys.deleted, &path);
         // First nibble of a run of children holding no stored node and no
         // reusable hash, whose leaves (one per child, or a new subtrie where a
         // change lands) are read with a single scan.
@@ -223,7 +426,12 @@ impl Walk<'_> {
             }
             if reusable {
                 self.hb
-                    .add_branch(child, node.hash_for_nibble(nibble), tree);
+                    .add_branch(self.rel(child), node.hash_for_nibble(nibble), tree);
+                continue;
+            }
+            if let Some(hash) = self.split[usize::from(nibble)].filter(|_| path.is_empty()) {
+                // Walked apart: a stored branch below, so a tree child.
+                self.hb.add_branch(child, hash, true);
                 continue;
             }
             self.slot(child)?;
@@ -341,12 +549,13 @@ impl Walk<'_> {
                     let rest = key.slice(depth + 1..);
                     if let Some(hash) = LeafNodeRef::new(&rest, value).rlp(&mut self.rlp).as_hash()
                     {
-                        self.hb.add_branch(key.slice(..depth + 1), hash, false);
+                        self.hb
+                            .add_branch(self.rel(key.slice(..depth + 1)), hash, false);
                         continue;
                     }
                 }
             }
-            self.hb.add_leaf(key, value);
+            self.hb.add_leaf(self.rel(key), value);
         }
         Ok(())
     }
@@ -434,6 +643,7 @@ mod tests {
     use super::*;
     use alloy_primitives::keccak256;
     use proptest::prelude::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// An in-memory trie store: leaves and nodes in ordered maps.
     #[derive(Default)]
@@ -442,9 +652,11 @@ mod tests {
         nodes: BTreeMap<Nibbles, BranchNodeCompact>,
         root: B256,
         /// Stored leaves read by walks so far.
-        reads: std::cell::Cell<usize>,
+        reads: AtomicUsize,
         /// Tell the walk nothing about which changed keys are stored.
         conservative: bool,
+        /// Updates whose root children were walked apart.
+        split_runs: usize,
     }
 
     impl NodeSource for MemTrie {
@@ -472,7 +684,7 @@ mod tests {
             f: &mut dyn FnMut(&B256, &[u8]) -> bool,
         ) -> Result<(), StateError> {
             for (k, v) in self.leaves.range(*from..) {
-                self.reads.set(self.reads.get() + 1);
+                self.reads.fetch_add(1, Ordering::Relaxed);
                 if !f(k, v) {
                     break;
                 }
@@ -485,6 +697,31 @@ mod tests {
         fn apply(&mut self, changes: &LeafChanges) {
             let stored = |k: &B256| !self.conservative && self.leaves.contains_key(k);
             let update = update_root(self, self, changes, &stored, false, self.root).unwrap();
+            // The root's children walked apart give the same update (whatever
+            // the number of changes, so that small tries exercise it too).
+            let reads = self.reads.load(Ordering::Relaxed);
+            let this = &*self;
+            let opened = AtomicUsize::new(0);
+            let open = || {
+                opened.fetch_add(1, Ordering::Relaxed);
+                Ok((this, this))
+            };
+            let split = split_walk(&open, changes, &stored, self.root, 0).unwrap();
+            self.reads.store(reads, Ordering::Relaxed);
+            if opened.load(Ordering::Relaxed) > 1 {
+                self.split_runs += 1;
+            }
+            assert_eq!(split.root, update.root, "split walk root");
+            assert_eq!(split.updated, update.updated, "split walk nodes");
+            let sorted = |mut v: Vec<Nibbles>| {
+                v.sort_unstable();
+                v
+            };
+            assert_eq!(
+                sorted(split.removed),
+                sorted(update.removed.clone()),
+                "split walk removals"
+            );
             for path in &update.removed {
                 self.nodes.remove(path);
             }
@@ -574,6 +811,8 @@ mod tests {
         }
         assert_eq!(trie.root, EMPTY_ROOT_HASH);
         assert!(trie.nodes.is_empty());
+        // The insertions (no deletions) were walked child by child.
+        assert!(trie.split_runs >= 3, "split {} times", trie.split_runs);
     }
 
     #[test]
@@ -590,24 +829,32 @@ mod tests {
         // Updating a stored key reads no stored leaf at all (the checks in
         // `apply` read through the leaves map directly).
         let one: LeafChanges = [(key(7), Some(vec![3; 40]))].into();
-        trie.reads.set(0);
+        trie.reads.store(0, Ordering::Relaxed);
         trie.apply(&one);
-        assert_eq!(trie.reads.get(), 0);
+        assert_eq!(trie.reads.load(Ordering::Relaxed), 0);
         // Without knowing that the key is stored, only its neighbourhood is.
         trie.conservative = true;
         trie.apply(&[(key(7), Some(vec![4; 40]))].into());
-        assert!(trie.reads.get() <= 2, "read {} leaves", trie.reads.get());
+        assert!(
+            trie.reads.load(Ordering::Relaxed) <= 2,
+            "read {} leaves",
+            trie.reads.load(Ordering::Relaxed)
+        );
         trie.conservative = false;
         // A new key reads at most the leaf it lands beside.
-        trie.reads.set(0);
+        trie.reads.store(0, Ordering::Relaxed);
         trie.apply(&[(key(5000), Some(vec![5; 40]))].into());
-        assert!(trie.reads.get() <= 2, "read {} leaves", trie.reads.get());
+        assert!(
+            trie.reads.load(Ordering::Relaxed) <= 2,
+            "read {} leaves",
+            trie.reads.load(Ordering::Relaxed)
+        );
         // A deletion below a branch makes its leaf hashes unusable: the
         // siblings are read again, and the result is still exact.
         let gone: LeafChanges = [(key(8), None)].into();
-        trie.reads.set(0);
+        trie.reads.store(0, Ordering::Relaxed);
         trie.apply(&gone);
-        assert!(trie.reads.get() > 2);
+        assert!(trie.reads.load(Ordering::Relaxed) > 2);
     }
 
     proptest! {

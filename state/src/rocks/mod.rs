@@ -475,12 +475,18 @@ impl RocksStore {
             Some(head) => head.state_root,
             None => EMPTY_ROOT_HASH,
         };
-        let update = trie::update_root(
-            &DbNodes::new(self, CF_ACCOUNT_TRIE, None)?,
-            &DbLeaves::new(self, CF_HASHED_ACCOUNTS, None)?,
+        // Big blocks walk the root's children on all cores, each walk with
+        // its own iterators.
+        let open = || {
+            Ok((
+                DbNodes::new(self, CF_ACCOUNT_TRIE, None)?,
+                DbLeaves::new(self, CF_HASHED_ACCOUNTS, None)?,
+            ))
+        };
+        let update = trie::update_root_split(
+            &open,
             &account_leaves,
             &|k| replaced_accounts.contains(k),
-            false,
             previous_root,
         )?;
         write_trie_update(&mut batch, account_trie, None, &update, false);
