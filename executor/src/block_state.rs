@@ -232,37 +232,43 @@ impl<S: StateReader> BlockState<S> {
 
     /// What the block changed so far relative to the base state.
     pub fn diff(&self) -> StateDiff {
-        let mut diff = StateDiff::default();
-        for (address, account) in &self.accounts {
-            let storage: std::collections::BTreeMap<U256, U256> = account
-                .storage
+        StateDiff {
+            accounts: self
+                .accounts
                 .iter()
-                .filter(|(_, slot)| {
-                    if account.storage_cleared {
-                        !slot.present.is_zero()
-                    } else {
-                        slot.present != slot.original
-                    }
-                })
-                .map(|(k, slot)| (*k, slot.present))
-                .collect();
-            if account.storage_cleared || account.info != account.original || !storage.is_empty() {
-                diff.accounts.insert(
-                    *address,
-                    AccountDiff {
-                        info: account.info,
-                        storage_cleared: account.storage_cleared,
-                        storage,
-                    },
-                );
-            }
+                .filter_map(|(address, account)| account_diff(address, account))
+                .collect(),
+            codes: self.new_codes(),
         }
-        diff.codes = self
-            .new_codes
+    }
+
+    /// [`Self::diff`] on the threads of the current rayon pool: the diff of a
+    /// big block (one entry per touched account, built and then ordered) is
+    /// otherwise a serial step after its parallel execution.
+    pub fn diff_parallel(&self) -> StateDiff {
+        use rayon::prelude::*;
+        if self.accounts.len() < 2 * PARALLEL_DIFF_CHUNK {
+            return self.diff();
+        }
+        let touched: Vec<(&Address, &CachedAccount)> = self.accounts.iter().collect();
+        let mut changed: Vec<(Address, AccountDiff)> = touched
+            .par_iter()
+            .with_min_len(PARALLEL_DIFF_CHUNK)
+            .filter_map(|(address, account)| account_diff(address, account))
+            .collect();
+        changed.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        StateDiff {
+            // Already in order: the map is built in one pass.
+            accounts: changed.into_iter().collect(),
+            codes: self.new_codes(),
+        }
+    }
+
+    fn new_codes(&self) -> std::collections::BTreeMap<B256, Bytes> {
+        self.new_codes
             .iter()
             .map(|(k, v)| (*k, v.clone()))
-            .collect();
-        diff
+            .collect()
     }
 
     fn commit_account(
@@ -341,6 +347,35 @@ impl<S: StateReader> BlockState<S> {
         }
         Ok(())
     }
+}
+
+/// Accounts per task of [`BlockState::diff_parallel`].
+const PARALLEL_DIFF_CHUNK: usize = 512;
+
+/// What the block did to one cached account, if anything.
+fn account_diff(address: &Address, account: &CachedAccount) -> Option<(Address, AccountDiff)> {
+    let storage: std::collections::BTreeMap<U256, U256> = account
+        .storage
+        .iter()
+        .filter(|(_, slot)| {
+            if account.storage_cleared {
+                !slot.present.is_zero()
+            } else {
+                slot.present != slot.original
+            }
+        })
+        .map(|(k, slot)| (*k, slot.present))
+        .collect();
+    let changed =
+        account.storage_cleared || account.info != account.original || !storage.is_empty();
+    changed.then_some((
+        *address,
+        AccountDiff {
+            info: account.info,
+            storage_cleared: account.storage_cleared,
+            storage,
+        },
+    ))
 }
 
 /// revm's view of an account: PEL's record plus its analysed code (`None`
@@ -434,5 +469,53 @@ impl<S: StateReader> Database for BlockState<S> {
         self.base
             .block_hash(number)?
             .ok_or(DbError::MissingBlockHash(number))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::changes::AccountChange;
+    use pel_state::InMemoryState;
+
+    #[test]
+    fn parallel_diff_equals_the_serial_one() {
+        let mut base = InMemoryState::new();
+        let one = AccountInfo::with_balance(U256::from(1));
+        for i in 0..3000u64 {
+            let storage = [(U256::from(1), U256::from(i + 1))];
+            base.insert_account(Address::left_padding_from(&i.to_be_bytes()), one, storage);
+        }
+        let mut state = BlockState::new(&base);
+        let mut changes = Vec::new();
+        for i in 0..3000u64 {
+            let address = Address::left_padding_from(&i.to_be_bytes());
+            // Every third account is only read: no entry in the diff.
+            if i % 3 == 0 {
+                state.account(address).unwrap();
+                continue;
+            }
+            changes.push(AccountChange {
+                address,
+                kind: if i % 7 == 0 {
+                    ChangeKind::SelfDestructed
+                } else {
+                    ChangeKind::Updated
+                },
+                info: AccountInfo::with_balance(U256::from(i)),
+                code: None,
+                storage: vec![(U256::from(1), U256::from(i + 1), U256::from(i % 5))],
+            });
+        }
+        state.commit_changes(TxChanges(changes)).unwrap();
+        let serial = state.diff();
+        assert!(serial.accounts.len() > 1500);
+        assert!(serial.accounts.values().any(|a| a.storage_cleared));
+        assert!(serial.accounts.values().any(|a| !a.storage.is_empty()));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        assert_eq!(pool.install(|| state.diff_parallel()), serial);
     }
 }

@@ -438,7 +438,7 @@ impl ParallelExecutor {
             .database
             .absorb(committed_state);
         let (state, requests) = finish_block(evm, block, chain, spec, &options, &receipts)?;
-        let diff = state.into_diff();
+        let diff = self.pool.install(|| state.diff_parallel());
         Ok((
             BlockOutput {
                 gas_used,
