@@ -71,6 +71,36 @@ const CODES: &[i64] = &[
     -32700, -32600, -32601, -32602, -32603, -32000, -32001, -32003, -32005, 3,
 ];
 
+/// Name of a harness's data dir in the temporary dir, before its process id.
+const DATADIR_PREFIX: &str = "pel-fuzz-rpc-";
+
+/// Removes the data dirs of harnesses whose process has exited. The harness
+/// lives as long as its process (a static is never dropped), so each run
+/// clears what earlier runs left behind.
+fn remove_stale_datadirs() {
+    // Whether a process is alive is read from /proc: elsewhere, keep all.
+    if !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(DATADIR_PREFIX))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = std::path::Path::new("/proc").join(pid.to_string()).exists();
+        if pid != std::process::id() && !alive {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 struct Harness {
     runtime: tokio::runtime::Runtime,
     module: RpcModule<Ctx>,
@@ -79,7 +109,8 @@ struct Harness {
 fn harness() -> &'static Harness {
     static HARNESS: OnceLock<Harness> = OnceLock::new();
     HARNESS.get_or_init(|| {
-        let datadir = std::env::temp_dir().join(format!("pel-fuzz-rpc-{}", std::process::id()));
+        remove_stale_datadirs();
+        let datadir = std::env::temp_dir().join(format!("{DATADIR_PREFIX}{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&datadir);
         let options = NodeOptions {
             datadir,
