@@ -63,6 +63,22 @@ fn arb_big_block() -> impl Strategy<Value = Vec<Change>> {
     })
 }
 
+/// A block changing 256-320 distinct accounts out of [`MANY`], deleting none
+/// (big updates without deletions walk the account trie's root children
+/// apart).
+fn arb_big_block_without_deletions() -> impl Strategy<Value = Vec<Change>> {
+    let body = (
+        (0u64..5, 0u64..1000),
+        prop::bool::weighted(0.1),
+        prop::collection::vec((0u8..20, 0u8..4), 0..6),
+    );
+    prop::collection::btree_map(0u16..MANY, body, 256..320).prop_map(|m| {
+        m.into_iter()
+            .map(|(a, (info, wipe, slots))| (a, Some(info), wipe, slots))
+            .collect()
+    })
+}
+
 fn build_diff(changes: Vec<Change>) -> StateDiff {
     let mut diff = StateDiff::default();
     for (a, info, wipe, slots) in changes {
@@ -181,6 +197,15 @@ proptest! {
     #[test]
     fn big_blocks_match_memory_and_history_reads_back(
         blocks in prop::collection::vec(arb_big_block(), 1..4)
+    ) {
+        check_blocks(blocks, MANY)?;
+    }
+
+    /// Big blocks without deletions: from the second on, the account trie's
+    /// root children are walked on all cores.
+    #[test]
+    fn big_blocks_without_deletions_match_memory(
+        blocks in prop::collection::vec(arb_big_block_without_deletions(), 2..4)
     ) {
         check_blocks(blocks, MANY)?;
     }
