@@ -128,29 +128,9 @@ pub fn update_root(
     Ok(walk.finish().update)
 }
 
-/// Changed keys from which [`update_root_split`] walks the account trie's
-/// root children on all cores; below it, one walk is cheaper.
+/// Changed keys from which the account trie's root children are walked on
+/// all cores ([`update_root_split`]); below it, one walk is cheaper.
 pub const SPLIT_MIN_CHANGES: usize = 256;
-
-/// [`update_root`] with the subtries under the stored root's children walked
-/// on all cores (rayon's pool), each with sources of its own from `open`
-/// (sources need not be shareable between threads), when the update is big
-/// enough ([`SPLIT_MIN_CHANGES`]) and deletes nothing. Otherwise, and if a
-/// subtrie's node is short enough to be inlined in the root (never with
-/// hashed 32-byte keys), it is [`update_root`]. The result is the same.
-pub fn update_root_split<N, L, F>(
-    open: &F,
-    changes: &LeafChanges,
-    replaced: &(dyn Fn(&B256) -> bool + Sync),
-    previous_root: B256,
-) -> Result<TrieUpdate, StateError>
-where
-    N: NodeSource,
-    L: LeafSource,
-    F: Fn() -> Result<(N, L), StateError> + Sync,
-{
-    split_walk(open, changes, replaced, previous_root, SPLIT_MIN_CHANGES)
-}
 
 /// A walk of the subtrie under one child of the root, with its own hash
 /// builder: the child's hash, and the nodes to remove and write.
@@ -161,7 +141,14 @@ struct SplitChild {
     updated: HashMap<Nibbles, BranchNodeCompact>,
 }
 
-fn split_walk<N, L, F>(
+/// [`update_root`] with the subtries under the stored root's children walked
+/// on all cores (rayon's pool), each with sources of its own from `open`
+/// (sources need not be shareable between threads), when the update has at
+/// least `min_changes` keys ([`SPLIT_MIN_CHANGES`] suits the account trie)
+/// and deletes nothing. Otherwise, and if a subtrie's node is short enough to
+/// be inlined in the root (never with hashed 32-byte keys), it is
+/// [`update_root`]. The result is the same.
+pub fn update_root_split<N, L, F>(
     open: &F,
     changes: &LeafChanges,
     replaced: &(dyn Fn(&B256) -> bool + Sync),
@@ -706,7 +693,7 @@ mod tests {
                 opened.fetch_add(1, Ordering::Relaxed);
                 Ok((this, this))
             };
-            let split = split_walk(&open, changes, &stored, self.root, 0).unwrap();
+            let split = update_root_split(&open, changes, &stored, self.root, 0).unwrap();
             self.reads.store(reads, Ordering::Relaxed);
             if opened.load(Ordering::Relaxed) > 1 {
                 self.split_runs += 1;

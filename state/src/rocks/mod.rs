@@ -488,6 +488,7 @@ impl RocksStore {
             &account_leaves,
             &|k| replaced_accounts.contains(k),
             previous_root,
+            trie::SPLIT_MIN_CHANGES,
         )?;
         write_trie_update(&mut batch, account_trie, None, &update, false);
         Ok(PendingState {
