@@ -242,14 +242,20 @@ impl<S: StateReader> BlockState<S> {
         }
     }
 
-    /// [`Self::diff`] on the threads of the current rayon pool: the diff of a
-    /// big block (one entry per touched account, built and then ordered) is
-    /// otherwise a serial step after its parallel execution.
-    pub fn diff_parallel(&self) -> StateDiff {
-        use rayon::prelude::*;
+    /// [`Self::diff`] on the threads of `pool` when the block touched enough
+    /// accounts: the diff of a big block (one entry per touched account, built
+    /// and then ordered) is otherwise a serial step after its parallel
+    /// execution. Smaller blocks stay on the calling thread, sparing them the
+    /// hand-off to the pool.
+    pub fn diff_on(&self, pool: &rayon::ThreadPool) -> StateDiff {
         if self.accounts.len() < 2 * PARALLEL_DIFF_CHUNK {
             return self.diff();
         }
+        pool.install(|| self.diff_parallel())
+    }
+
+    fn diff_parallel(&self) -> StateDiff {
+        use rayon::prelude::*;
         let touched: Vec<(&Address, &CachedAccount)> = self.accounts.iter().collect();
         let mut changed: Vec<(Address, AccountDiff)> = touched
             .par_iter()
@@ -349,7 +355,7 @@ impl<S: StateReader> BlockState<S> {
     }
 }
 
-/// Accounts per task of [`BlockState::diff_parallel`].
+/// Accounts per task of [`BlockState::diff_on`].
 const PARALLEL_DIFF_CHUNK: usize = 512;
 
 /// What the block did to one cached account, if anything.
@@ -516,6 +522,6 @@ mod tests {
             .num_threads(2)
             .build()
             .unwrap();
-        assert_eq!(pool.install(|| state.diff_parallel()), serial);
+        assert_eq!(state.diff_on(&pool), serial);
     }
 }

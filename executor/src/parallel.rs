@@ -438,7 +438,7 @@ impl ParallelExecutor {
             .database
             .absorb(committed_state);
         let (state, requests) = finish_block(evm, block, chain, spec, &options, &receipts)?;
-        let diff = self.pool.install(|| state.diff_parallel());
+        let diff = state.diff_on(&self.pool);
         Ok((
             BlockOutput {
                 gas_used,
