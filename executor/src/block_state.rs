@@ -277,19 +277,26 @@ impl<S: StateReader> BlockState<S> {
             .collect()
     }
 
+    /// Caches `original` as `address`'s block-start record unless the
+    /// account is cached already, sparing a read of the base. `original`
+    /// must be exactly what the base holds.
+    pub fn cache_original(&mut self, address: Address, original: Option<AccountInfo>) {
+        self.accounts
+            .entry(address)
+            .or_insert_with(|| CachedAccount {
+                original,
+                info: original,
+                ..Default::default()
+            });
+    }
+
     fn commit_account(
         &mut self,
         change: AccountChange,
         known: impl Fn(&Address) -> Option<Option<AccountInfo>>,
     ) -> Result<(), DbError> {
         if let Some(original) = known(&change.address) {
-            self.accounts
-                .entry(change.address)
-                .or_insert_with(|| CachedAccount {
-                    original,
-                    info: original,
-                    ..Default::default()
-                });
+            self.cache_original(change.address, original);
         }
         let cached = self.cached(change.address)?;
         match change.kind {

@@ -25,7 +25,7 @@ use crate::{
     scheduler::TxIdx,
     sequential::{check_block_limits, execute_in_order, make_receipt, tx_error, InOrder},
     system,
-    vm::{ReadRecord, TxOutcome},
+    vm::{Executed, ReadRecord, TxOutcome},
     ChainConfig,
 };
 use alloy_primitives::Address;
@@ -131,7 +131,12 @@ impl<'a, S: StateReader> Committer<'a, S> {
     fn apply(&mut self, outcome: Option<TxOutcome>, reads: &[ReadRecord]) -> Result<(), ExecError> {
         let block = self.block;
         let index = self.next();
-        let (result, changes, fee) = match outcome {
+        let Executed {
+            result,
+            changes,
+            fee,
+            credit,
+        } = match outcome {
             Some(Ok(done)) => done,
             Some(Err(e)) => return Err(tx_error(block, index, e)),
             None => {
@@ -146,17 +151,31 @@ impl<'a, S: StateReader> Committer<'a, S> {
         };
         let beneficiary = block.header.beneficiary;
         // A base read of the beneficiary includes deferred fees: not a base value.
+        // A lazily credited target read past credits from the base saw the
+        // block-start record too.
         let known = |address: &Address| {
             reads.iter().find_map(|read| match read {
-                ReadRecord::Account(a, seen, None) if a == address && *a != beneficiary => {
+                ReadRecord::Account(a, seen, None) | ReadRecord::Credited(a, seen, None)
+                    if a == address && *a != beneficiary =>
+                {
                     Some(seen.info)
                 }
                 _ => None,
             })
         };
+        let spec = self.spec;
         self.state
             .commit_changes_known(changes, known)
-            .and_then(|()| self.state.increment_balance(beneficiary, fee, self.spec))
+            .and_then(|()| match credit {
+                Some((to, value)) => {
+                    if let Some(original) = known(&to) {
+                        self.state.cache_original(to, original);
+                    }
+                    self.state.increment_balance(to, value, spec)
+                }
+                None => Ok(()),
+            })
+            .and_then(|()| self.state.increment_balance(beneficiary, fee, spec))
             .map_err(|e| tx_error(block, index, EVMError::Database(e)))?;
         self.cumulative_gas += result.tx_gas_used();
         let tx = &block.transactions[index];

@@ -4,7 +4,9 @@
 //!
 //! Locations are an account's basic record (balance, nonce, code hash,
 //! existence, plus the index of the last transaction that wiped its storage)
-//! and single storage slots. Code is content-addressed and lives in the shared
+//! and single storage slots. An account entry may also be a *credit*: the
+//! record below it with its balance raised by an amount (a plain transfer's
+//! recipient, written without reading the balance it raised). Code is content-addressed and lives in the shared
 //! [`crate::CodeCache`], not here. Block-beneficiary fees are kept per
 //! transaction beside the map (see [`MvMemory::fee`]).
 //!
@@ -13,6 +15,17 @@
 //!   that wrote the location, or the base state when none did;
 //! - an ESTIMATE below the reader is a dependency: the reader must wait for
 //!   that transaction rather than use an older value;
+//! - credits are kept apart from a location's full writes. A read returns
+//!   the latest full write below the reader (or the base state) raised by
+//!   every credit between it and the reader, attributed to the highest
+//!   writer; an ESTIMATE among them blocks it. A read *past credits*
+//!   ([`MvMemory::read_past_credits`], for a transfer's recipient, which only
+//!   depends on the account's code) sees the full writes alone, in time
+//!   logarithmic in the number of credits, and ignores aborted credits: an
+//!   incarnation that turns a credit into a full write, or the reverse,
+//!   reports it as a new write, so every transaction above is validated
+//!   again. The block beneficiary is never credited (its value also depends
+//!   on the deferred fees, which are counted from its last full write);
 //! - after [`MvMemory::record`] of transaction `i`, exactly the locations of
 //!   its latest write set hold entries of `i`.
 
@@ -50,6 +63,19 @@ pub enum Value {
     Account(AccountValue),
     /// For [`Location::Storage`].
     Storage(U256),
+    /// For [`Location::Account`], as a write only: the account below, its
+    /// balance raised by this (non-zero) amount; a missing account becomes
+    /// one with only that balance. Reads never return it.
+    Credit(U256),
+}
+
+/// `info` raised by a non-zero `amount` (the same as
+/// [`crate::BlockState::increment_balance`] for such an amount, in every fork:
+/// the result is never empty).
+pub fn credited(info: Option<AccountInfo>, amount: U256) -> Option<AccountInfo> {
+    let mut info = info.unwrap_or_default();
+    info.balance = info.balance.saturating_add(amount);
+    Some(info)
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -70,6 +96,14 @@ pub enum Read {
     },
     /// No lower transaction wrote the location: read the base state.
     Base,
+    /// Only credits below: the base state's account raised by `amount`; `tx`
+    /// is the highest crediting transaction.
+    BaseCredited {
+        /// The highest crediting transaction.
+        tx: TxIdx,
+        /// The sum of the credits.
+        amount: U256,
+    },
     /// A lower transaction's write is an ESTIMATE: wait for it.
     Blocked(TxIdx),
 }
@@ -86,8 +120,42 @@ pub enum Fee {
     Estimate,
 }
 
-/// The writers of one location, by transaction.
-type Entries = SmallVec<[(TxIdx, Entry); 1]>;
+/// The writers of one location, by transaction: full writes, and credits
+/// apart (an amount, `None` once aborted: an ESTIMATE), so that a read past
+/// credits need not walk them. The first of each is stored inline.
+#[derive(Debug, Default)]
+struct Entries {
+    writes: SmallVec<[(TxIdx, Entry); 1]>,
+    credits: SmallVec<[(TxIdx, Option<U256>); 1]>,
+}
+
+/// The position of `tx`'s entry in `list`, or where it goes.
+fn find<E>(list: &[(TxIdx, E)], tx: TxIdx) -> Result<usize, usize> {
+    list.binary_search_by_key(&tx, |(writer, _)| *writer)
+}
+
+/// Sets `tx`'s entry in `list`; true when it had none.
+fn put<E, A: smallvec::Array<Item = (TxIdx, E)>>(
+    list: &mut SmallVec<A>,
+    tx: TxIdx,
+    entry: E,
+) -> bool {
+    match find(list, tx) {
+        Ok(i) => {
+            list[i].1 = entry;
+            false
+        }
+        Err(i) => {
+            list.insert(i, (tx, entry));
+            true
+        }
+    }
+}
+
+/// Removes `tx`'s entry from `list`; true when it had one.
+fn take<E, A: smallvec::Array<Item = (TxIdx, E)>>(list: &mut SmallVec<A>, tx: TxIdx) -> bool {
+    find(list, tx).map(|i| list.remove(i)).is_ok()
+}
 
 /// Most transactions write two or three locations; reserving that much up
 /// front spares the map its rehashes while the workers fill it.
@@ -163,8 +231,62 @@ impl MvMemory {
         let Some(entries) = self.data.get(location) else {
             return Read::Base;
         };
-        let below = entries.partition_point(|(writer, _)| *writer < tx);
-        match below.checked_sub(1).map(|i| entries[i]) {
+        let full = Self::latest_full(&entries, tx);
+        if let Read::Blocked(_) = full {
+            return full;
+        }
+        if entries.credits.is_empty() {
+            return full;
+        }
+        // The credits between the full write (or the block start) and `tx`.
+        let from = match full {
+            Read::Written { tx: writer, .. } => writer + 1,
+            _ => 0,
+        };
+        let start = entries
+            .credits
+            .partition_point(|(writer, _)| *writer < from);
+        let end = entries.credits.partition_point(|(writer, _)| *writer < tx);
+        let mut amount = U256::ZERO;
+        for &(writer, credit) in entries.credits[start..end].iter().rev() {
+            match credit {
+                Some(credit) => amount = amount.saturating_add(credit),
+                None => return Read::Blocked(writer),
+            }
+        }
+        let Some(&(top, _)) = entries.credits[start..end].last() else {
+            return full;
+        };
+        match full {
+            Read::Written {
+                value: Value::Account(v),
+                ..
+            } => Read::Written {
+                tx: top,
+                value: Value::Account(AccountValue {
+                    info: credited(v.info, amount),
+                    last_wipe: v.last_wipe,
+                }),
+            },
+            // A credit over a slot: inconsistent, and reported as such by the
+            // caller.
+            Read::Written { value, .. } => Read::Written { tx: top, value },
+            _ => Read::BaseCredited { tx: top, amount },
+        }
+    }
+
+    /// The latest full write to `location` below transaction `tx`, ignoring
+    /// credits (see the module docs).
+    pub fn read_past_credits(&self, location: &Location, tx: TxIdx) -> Read {
+        match self.data.get(location) {
+            Some(entries) => Self::latest_full(&entries, tx),
+            None => Read::Base,
+        }
+    }
+
+    fn latest_full(entries: &Entries, tx: TxIdx) -> Read {
+        let below = entries.writes.partition_point(|(writer, _)| *writer < tx);
+        match below.checked_sub(1).map(|i| entries.writes[i]) {
             None => Read::Base,
             Some((writer, Entry::Estimate)) => Read::Blocked(writer),
             Some((writer, Entry::Data(value))) => Read::Written { tx: writer, value },
@@ -184,21 +306,23 @@ impl MvMemory {
         let mut wrote_new = false;
         for (location, value) in writes {
             let mut entries = self.data.entry(*location).or_default();
-            match entries.binary_search_by_key(&tx, |(writer, _)| *writer) {
-                Ok(i) => entries[i].1 = Entry::Data(*value),
-                Err(i) => {
-                    entries.insert(i, (tx, Entry::Data(*value)));
-                    wrote_new = true;
-                }
-            }
+            let Entries {
+                writes: full,
+                credits,
+            } = &mut *entries;
+            // A credit turned into a full write, or the reverse, changes what
+            // reads past credits see: it counts as new.
+            wrote_new |= match value {
+                Value::Credit(amount) => take(full, tx) | put(credits, tx, Some(*amount)),
+                _ => take(credits, tx) | put(full, tx, Entry::Data(*value)),
+            };
         }
         // Entries of the previous incarnation that this one did not rewrite.
         for old in last.iter() {
             if !writes.iter().any(|(l, _)| l == old) {
                 if let Some(mut entries) = self.data.get_mut(old) {
-                    if let Ok(i) = entries.binary_search_by_key(&tx, |(writer, _)| *writer) {
-                        entries.remove(i);
-                    }
+                    take(&mut entries.writes, tx);
+                    take(&mut entries.credits, tx);
                 }
             }
         }
@@ -214,8 +338,11 @@ impl MvMemory {
         let last = lock(&self.txs[tx].locations);
         for location in last.iter() {
             if let Some(mut entries) = self.data.get_mut(location) {
-                if let Ok(i) = entries.binary_search_by_key(&tx, |(writer, _)| *writer) {
-                    entries[i].1 = Entry::Estimate;
+                if let Ok(i) = find(&entries.writes, tx) {
+                    entries.writes[i].1 = Entry::Estimate;
+                }
+                if let Ok(i) = find(&entries.credits, tx) {
+                    entries.credits[i].1 = None;
                 }
             }
         }
@@ -276,6 +403,92 @@ mod tests {
         assert_eq!(mv.fee(0), Fee::Known(U256::from(7)));
         // Same location again: nothing new.
         assert!(!mv.record(0, &[(slot(2), Value::Storage(U256::from(3)))], U256::ZERO));
+    }
+
+    #[test]
+    fn credits_add_up_over_the_write_below() {
+        let a = Address::with_last_byte(7);
+        let account = Location::Account(a);
+        let info = |balance: u64| {
+            Some(AccountInfo {
+                balance: U256::from(balance),
+                nonce: 3,
+                code_hash: pel_state::account::KECCAK_EMPTY,
+            })
+        };
+        let mv = MvMemory::new(6);
+        mv.record(1, &[(account, Value::Credit(U256::from(5)))], U256::ZERO);
+        mv.record(3, &[(account, Value::Credit(U256::from(7)))], U256::ZERO);
+        assert_eq!(mv.read(&account, 1), Read::Base);
+        assert_eq!(
+            mv.read(&account, 5),
+            Read::BaseCredited {
+                tx: 3,
+                amount: U256::from(12)
+            }
+        );
+        let full = AccountValue {
+            info: info(100),
+            last_wipe: Some(0),
+        };
+        mv.record(2, &[(account, Value::Account(full))], U256::ZERO);
+        assert_eq!(
+            mv.read(&account, 3),
+            Read::Written {
+                tx: 2,
+                value: Value::Account(full)
+            }
+        );
+        assert_eq!(
+            mv.read(&account, 4),
+            Read::Written {
+                tx: 3,
+                value: Value::Account(AccountValue {
+                    info: info(107),
+                    last_wipe: Some(0),
+                })
+            }
+        );
+        // An aborted credit blocks the readers above it, not those below.
+        mv.convert_writes_to_estimates(1);
+        assert_eq!(
+            mv.read(&account, 5),
+            Read::Written {
+                tx: 3,
+                value: Value::Account(AccountValue {
+                    info: info(107),
+                    last_wipe: Some(0),
+                })
+            }
+        );
+        mv.convert_writes_to_estimates(3);
+        assert_eq!(mv.read(&account, 5), Read::Blocked(3));
+        assert_eq!(mv.read(&account, 2), Read::Blocked(1));
+        assert_eq!(
+            credited(None, U256::from(9)),
+            Some(AccountInfo::with_balance(U256::from(9)))
+        );
+        // A read past credits sees the full write alone, aborted credits
+        // or not.
+        assert_eq!(
+            mv.read_past_credits(&account, 5),
+            Read::Written {
+                tx: 2,
+                value: Value::Account(full)
+            }
+        );
+        assert_eq!(mv.read_past_credits(&account, 2), Read::Base);
+        // A credit turned into a full write, and back, is a new write.
+        assert!(mv.record(3, &[(account, Value::Account(full))], U256::ZERO));
+        assert!(!mv.record(3, &[(account, Value::Account(full))], U256::ZERO));
+        assert_eq!(
+            mv.read_past_credits(&account, 5),
+            Read::Written {
+                tx: 3,
+                value: Value::Account(full)
+            }
+        );
+        assert!(mv.record(3, &[(account, Value::Credit(U256::from(1)))], U256::ZERO));
     }
 
     #[test]

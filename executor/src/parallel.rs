@@ -332,6 +332,9 @@ impl ParallelExecutor {
                 code: &code,
                 beneficiary: header.beneficiary,
                 spec,
+                precompiles: revm::precompile::Precompiles::new(
+                    revm::precompile::PrecompileSpecId::from_spec_id(spec),
+                ),
             };
             let cfg = evm.ctx.cfg.clone();
             let block_env = evm.ctx.block.clone();
@@ -569,7 +572,7 @@ fn worker<'a, S: StateReader>(
                             let time_ns = start.elapsed().as_nanos() as u64;
                             let wrote_new = shared.mv.record(version.tx, &writes, fee);
                             let (gas, paid_fee) = match &outcome {
-                                Ok((result, _, fee)) => (result.tx_gas_used(), !fee.is_zero()),
+                                Ok(done) => (done.result.tx_gas_used(), !done.fee.is_zero()),
                                 Err(_) => (0, false),
                             };
                             {

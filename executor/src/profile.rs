@@ -166,11 +166,13 @@ type LocationKey = (Address, LocationKind, Option<U256>);
 /// Computes the profile of a block from its transactions' traces.
 pub fn profile(traces: &[TxTrace], beneficiary: Address, aborts: usize) -> BlockProfile {
     let n = traces.len();
-    // Writers of each location, ascending (traces are visited in order).
-    let mut writers: HashMap<Location, Vec<TxIdx>> = HashMap::default();
+    // Writers of each location, ascending (traces are visited in order),
+    // each with whether its write was a credit.
+    let mut writers: HashMap<Location, Vec<(TxIdx, bool)>> = HashMap::default();
     for (i, trace) in traces.iter().enumerate() {
-        for (location, _) in &trace.writes {
-            writers.entry(*location).or_default().push(i);
+        for (location, value) in &trace.writes {
+            let credit = matches!(value, Value::Credit(_));
+            writers.entry(*location).or_default().push((i, credit));
         }
     }
     let fee_payers: Vec<TxIdx> = (0..n).filter(|&i| traces[i].paid_fee).collect();
@@ -179,16 +181,28 @@ pub fn profile(traces: &[TxTrace], beneficiary: Address, aborts: usize) -> Block
     for (j, trace) in traces.iter().enumerate() {
         let mut deps: Vec<(TxIdx, LocationKey)> = Vec::new();
         for read in &trace.reads {
-            let location = match read {
-                ReadRecord::Account(address, ..) => Location::Account(*address),
-                ReadRecord::Storage(address, slot, ..) => Location::Storage(*address, *slot),
+            let (location, lazy) = match read {
+                ReadRecord::Account(address, ..) => (Location::Account(*address), false),
+                ReadRecord::Credited(address, ..) => (Location::Account(*address), true),
+                ReadRecord::Storage(address, slot, ..) => {
+                    (Location::Storage(*address, *slot), false)
+                }
             };
-            let writer = writers.get(&location).and_then(|w| {
-                let below = w.partition_point(|&i| i < j);
-                below.checked_sub(1).map(|k| w[k])
-            });
-            if let Some(i) = writer {
-                deps.push((i, location_key(traces, i, &location)));
+            // The writers the read depends on, downwards: every credit down to
+            // the first full write, which ends the list; a lazily credited
+            // target depends on that full write only.
+            let mut writer = None;
+            if let Some(w) = writers.get(&location) {
+                let below = w.partition_point(|&(i, _)| i < j);
+                for &(i, credit) in w[..below].iter().rev() {
+                    if !lazy || !credit {
+                        writer.get_or_insert(i);
+                        deps.push((i, location_key(traces, i, &location)));
+                    }
+                    if !credit {
+                        break;
+                    }
+                }
             }
             if let ReadRecord::Account(address, ..) = read {
                 if *address == beneficiary {
@@ -268,6 +282,12 @@ fn location_key(traces: &[TxTrace], i: TxIdx, location: &Location) -> LocationKe
     match location {
         Location::Storage(address, slot) => (*address, LocationKind::Storage, Some(*slot)),
         Location::Account(address) => {
+            let credit = traces[i].writes.iter().any(
+                |(l, v)| matches!((l, v), (Location::Account(a), Value::Credit(_)) if a == address),
+            );
+            if credit {
+                return (*address, LocationKind::Balance, None);
+            }
             let written = traces[i].writes.iter().find_map(|(l, v)| match (l, v) {
                 (Location::Account(a), Value::Account(v)) if a == address => Some(*v),
                 _ => None,

@@ -9,14 +9,29 @@
 //!   in the multi-version memory and added when a later transaction reads the
 //!   beneficiary explicitly, and at commit;
 //! - reads are validated by value: an incarnation stays valid as long as every
-//!   location it read still resolves to the same value.
+//!   location it read still resolves to the same value;
+//! - the recipient of a plain value transfer is credited without depending
+//!   on its balance: when a transaction sends value (below 2^128) to an
+//!   account without code that is not the sender, the beneficiary or a
+//!   precompile, the transfer cannot fail once the transaction is valid,
+//!   and nothing in it depends on the target's balance, nonce or existence,
+//!   only on its having no code and a balance below 2^255 (so that no sum of
+//!   such credits can overflow). The read records just that
+//!   ([`ReadRecord::Credited`]) and looks past the credits of other
+//!   transactions ([`MvMemory::read_past_credits`]), the write is a credit
+//!   ([`Value::Credit`]), and the commit adds the amount to the committed
+//!   balance: many payments to one address form no chain. revm computes the
+//!   target's new balance from the value read past credits; that result is
+//!   replaced by the credit, and an incarnation whose target change is not
+//!   exactly that credit (never expected) runs again with an ordinary read.
+//!   The sender's balance check reads its balance as usual.
 
 use crate::{
     block_state::revm_account_info,
     changes::{ChangeKind, TxChanges},
     error::DbError,
     journal::{PelJournal, StorageProbe},
-    mv_memory::{AccountValue, Fee, Location, MvMemory, Read, Value},
+    mv_memory::{credited, AccountValue, Fee, Location, MvMemory, Read, Value},
     scheduler::TxIdx,
     CodeCache,
 };
@@ -52,6 +67,8 @@ pub struct Shared<'a, S> {
     pub beneficiary: Address,
     /// The block's spec.
     pub spec: SpecId,
+    /// The spec's precompiles.
+    pub precompiles: &'static revm::precompile::Precompiles,
 }
 
 /// Adds `fee` to an account the way revm's fee payment would (EIP-161: an
@@ -100,7 +117,31 @@ impl<S: StateReader> Shared<'_, S> {
         address: Address,
         tx: TxIdx,
     ) -> Result<(Option<TxIdx>, AccountValue), Unresolved> {
-        match self.mv.read(&Location::Account(address), tx) {
+        self.account_from(address, self.mv.read(&Location::Account(address), tx))
+    }
+
+    /// The account record transaction `tx` sees when it ignores credits (see
+    /// [`MvMemory::read_past_credits`]), with its writer.
+    fn resolve_past_credits(
+        &self,
+        address: Address,
+        tx: TxIdx,
+    ) -> Result<(Option<TxIdx>, AccountValue), Unresolved> {
+        let read = self.mv.read_past_credits(&Location::Account(address), tx);
+        self.account_from(address, read)
+    }
+
+    fn account_from(
+        &self,
+        address: Address,
+        read: Read,
+    ) -> Result<(Option<TxIdx>, AccountValue), Unresolved> {
+        let base = || {
+            self.base
+                .account(&address)
+                .map_err(|e| Unresolved::Db(e.into()))
+        };
+        match read {
             Read::Written {
                 tx: writer,
                 value: Value::Account(v),
@@ -109,19 +150,20 @@ impl<S: StateReader> Shared<'_, S> {
                 "storage value under an account location",
             ))),
             Read::Blocked(k) => Err(Unresolved::Blocked(k)),
-            Read::Base => {
-                let info = self
-                    .base
-                    .account(&address)
-                    .map_err(|e| Unresolved::Db(e.into()))?;
-                Ok((
-                    None,
-                    AccountValue {
-                        info,
-                        last_wipe: None,
-                    },
-                ))
-            }
+            Read::Base => Ok((
+                None,
+                AccountValue {
+                    info: base()?,
+                    last_wipe: None,
+                },
+            )),
+            Read::BaseCredited { tx: writer, amount } => Ok((
+                Some(writer),
+                AccountValue {
+                    info: credited(base()?, amount),
+                    last_wipe: None,
+                },
+            )),
         }
     }
 
@@ -164,6 +206,9 @@ impl<S: StateReader> Shared<'_, S> {
                 "account value under a storage location",
             ))),
             Read::Blocked(k) => Err(Unresolved::Blocked(k)),
+            Read::BaseCredited { .. } => Err(Unresolved::Db(DbError::Inconsistent(
+                "credit under a storage location",
+            ))),
             Read::Base if last_wipe.is_some() => Ok((None, U256::ZERO)),
             Read::Base => self
                 .base
@@ -193,6 +238,51 @@ pub enum ReadRecord {
     Account(Address, AccountValue, Option<TxIdx>),
     /// A storage slot.
     Storage(Address, U256, U256, Option<TxIdx>),
+    /// The target of a plain transfer, credited lazily: the incarnation only
+    /// depends on the account's full record (past credits) having no code
+    /// and a balance below 2^255. With the record it saw past credits and
+    /// that record's writer (`None`: the base state).
+    Credited(Address, AccountValue, Option<TxIdx>),
+}
+
+/// The plain transfer whose target an incarnation credits lazily.
+#[derive(Clone, Copy, Debug)]
+struct LazyCredit {
+    to: Address,
+    value: U256,
+}
+
+/// The target of `env` when it may be credited lazily (see the module docs):
+/// a call with a value below 2^128 to another account than the beneficiary
+/// and the precompiles, without EIP-7702 authorizations (which may give the
+/// target code during the transaction). Whether it has code is checked when
+/// it is read.
+fn lazy_credit<S>(env: &TxEnv, shared: &Shared<'_, S>) -> Option<LazyCredit> {
+    let revm::primitives::TxKind::Call(to) = env.kind else {
+        return None;
+    };
+    (!env.value.is_zero()
+        && env.value < MAX_LAZY_CREDIT
+        && to != env.caller
+        && to != shared.beneficiary
+        && !shared.precompiles.contains(&to)
+        && env.authorization_list.is_empty())
+    .then_some(LazyCredit {
+        to,
+        value: env.value,
+    })
+}
+
+/// Lazy credits are below this, so that a block's worth of them cannot
+/// overflow a balance below [`MAX_LAZY_BALANCE`].
+const MAX_LAZY_CREDIT: U256 = U256::from_limbs([0, 0, 1, 0]);
+/// A lazily credited account's full record holds less than this.
+const MAX_LAZY_BALANCE: U256 = U256::from_limbs([0, 0, 0, 1 << 63]);
+
+/// Whether an account, read past credits, may be credited lazily: no code,
+/// and a balance far from overflowing.
+fn lazy_holds(info: Option<AccountInfo>) -> bool {
+    info.is_none_or(|i| i.has_no_code() && i.balance < MAX_LAZY_BALANCE)
 }
 
 /// The database revm sees while executing one incarnation of transaction `tx`.
@@ -204,6 +294,11 @@ pub struct VmDb<'a, S> {
     storage: HashMap<(Address, U256), U256>,
     reads: Vec<ReadRecord>,
     deferred_error: Option<DbError>,
+    /// This incarnation's plain-transfer target, if credited lazily.
+    lazy: Option<LazyCredit>,
+    /// What the lazy target's read found (value, writer) once it was read
+    /// lazily.
+    lazy_seen: Option<(AccountValue, Option<TxIdx>)>,
 }
 
 impl<'a, S: StateReader> VmDb<'a, S> {
@@ -216,16 +311,20 @@ impl<'a, S: StateReader> VmDb<'a, S> {
             storage: HashMap::default(),
             reads: Vec::new(),
             deferred_error: None,
+            lazy: None,
+            lazy_seen: None,
         }
     }
 
     /// Starts a new incarnation of `tx`, keeping the maps' capacity.
-    fn reset(&mut self, tx: TxIdx) {
+    fn reset(&mut self, tx: TxIdx, lazy: Option<LazyCredit>) {
         self.tx = tx;
         self.accounts.clear();
         self.storage.clear();
         self.reads.clear();
         self.deferred_error = None;
+        self.lazy = lazy;
+        self.lazy_seen = None;
     }
 
     fn unresolved(e: Unresolved) -> DbError {
@@ -238,6 +337,18 @@ impl<'a, S: StateReader> VmDb<'a, S> {
     fn account_value(&mut self, address: Address) -> Result<AccountValue, DbError> {
         if let Some(v) = self.accounts.get(&address) {
             return Ok(*v);
+        }
+        if self.lazy.is_some_and(|lazy| lazy.to == address) {
+            let (writer, v) = self
+                .shared
+                .resolve_past_credits(address, self.tx)
+                .map_err(Self::unresolved)?;
+            if lazy_holds(v.info) {
+                self.accounts.insert(address, v);
+                self.lazy_seen = Some((v, writer));
+                self.reads.push(ReadRecord::Credited(address, v, writer));
+                return Ok(v);
+            }
         }
         let (writer, v) = self
             .shared
@@ -363,6 +474,10 @@ pub fn validate<S: StateReader>(shared: &Shared<'_, S>, tx: TxIdx, reads: &[Read
                     _ => return false,
                 }
             }
+            ReadRecord::Credited(address, ..) => match shared.resolve_past_credits(*address, tx) {
+                Ok((_, now)) if lazy_holds(now.info) => {}
+                _ => return false,
+            },
         }
     }
     true
@@ -469,9 +584,22 @@ pub enum Incarnated {
     },
 }
 
+/// What an incarnation that ran produced, as the commit step needs it.
+#[derive(Debug)]
+pub struct Executed {
+    /// revm's result.
+    pub result: ExecutionResult,
+    /// Its state changes, without the lazily credited target's.
+    pub changes: TxChanges,
+    /// Its fee to the beneficiary.
+    pub fee: U256,
+    /// The lazily credited target and amount (see the module docs): the
+    /// commit raises the committed balance by it.
+    pub credit: Option<(Address, U256)>,
+}
+
 /// A transaction's final result as the commit step needs it.
-pub type TxOutcome =
-    Result<(ExecutionResult, TxChanges, U256), EVMError<DbError, InvalidTransaction>>;
+pub type TxOutcome = Result<Executed, EVMError<DbError, InvalidTransaction>>;
 
 /// Runs one incarnation of transaction `tx`.
 pub fn execute<'a, S: StateReader>(
@@ -480,7 +608,29 @@ pub fn execute<'a, S: StateReader>(
     tx: TxIdx,
     env: &TxEnv,
 ) -> Incarnated {
-    evm.ctx.journaled_state.inner.database.reset(tx);
+    let lazy = lazy_credit(env, shared);
+    match execute_with(evm, shared, tx, env, lazy) {
+        // Never expected (see the module docs): run with an ordinary read.
+        None => execute_with(evm, shared, tx, env, None).unwrap_or_else(|| Incarnated::Done {
+            reads: Vec::new(),
+            writes: Vec::new(),
+            fee: U256::ZERO,
+            outcome: Err(EVMError::Custom("lazy credit without a target".into())),
+        }),
+        Some(done) => done,
+    }
+}
+
+/// One run of [`execute`] with `lazy` as the lazily credited target; `None`
+/// when the target was read lazily but its change is not the plain credit.
+fn execute_with<'a, S: StateReader>(
+    evm: &mut VmEvm<'a, S>,
+    shared: &'a Shared<'a, S>,
+    tx: TxIdx,
+    env: &TxEnv,
+    lazy: Option<LazyCredit>,
+) -> Option<Incarnated> {
+    evm.ctx.journaled_state.inner.database.reset(tx, lazy);
     evm.ctx.set_tx(env.clone());
     let mut handler = DeferredFeeHandler::<
         _,
@@ -494,7 +644,7 @@ pub fn execute<'a, S: StateReader>(
     let capacity = db.reads.capacity();
     let reads = std::mem::replace(&mut db.reads, Vec::with_capacity(capacity));
     if let Some(e) = db.deferred_error.take() {
-        return match e {
+        return Some(match e {
             DbError::Blocked(k) => Incarnated::Blocked(k),
             e => Incarnated::Done {
                 reads,
@@ -502,9 +652,9 @@ pub fn execute<'a, S: StateReader>(
                 fee: U256::ZERO,
                 outcome: Err(EVMError::Database(e)),
             },
-        };
+        });
     }
-    match result {
+    Some(match result {
         Err(EVMError::Database(DbError::Blocked(k))) => Incarnated::Blocked(k),
         Err(e) => Incarnated::Done {
             reads,
@@ -513,7 +663,11 @@ pub fn execute<'a, S: StateReader>(
             outcome: Err(e),
         },
         Ok(result) => {
-            let changes = TxChanges::from_state(state);
+            let mut changes = TxChanges::from_state(state);
+            let credit = take_credit(db, &mut changes);
+            if credit.is_none() && db.lazy_seen.is_some() {
+                return None;
+            }
             // Code is content-addressed: publishing it early is safe even if
             // this incarnation is later aborted.
             for change in &changes.0 {
@@ -523,16 +677,40 @@ pub fn execute<'a, S: StateReader>(
                     }
                 }
             }
-            let writes = extract_writes(&changes, &db.accounts, tx);
+            let mut writes = extract_writes(&changes, &db.accounts, tx);
+            if let Some((to, value)) = credit {
+                writes.push((Location::Account(to), Value::Credit(value)));
+            }
             let fee = handler.fee();
             Incarnated::Done {
                 reads,
                 writes,
                 fee,
-                outcome: Ok((result, changes, fee)),
+                outcome: Ok(Executed {
+                    result,
+                    changes,
+                    fee,
+                    credit,
+                }),
             }
         }
-    }
+    })
+}
+
+/// Takes the lazily credited target's change out of `changes` when it is
+/// exactly the credit (the record it read, its balance raised by the value),
+/// and returns the target and amount.
+fn take_credit<S>(db: &VmDb<'_, S>, changes: &mut TxChanges) -> Option<(Address, U256)> {
+    let (lazy, (seen, _)) = (db.lazy?, db.lazy_seen?);
+    let i = changes.0.iter().position(|c| c.address == lazy.to)?;
+    let change = &changes.0[i];
+    let plain = change.kind == ChangeKind::Updated
+        && change.storage.is_empty()
+        && Some(change.info) == credited(seen.info, lazy.value);
+    plain.then(|| {
+        changes.0.swap_remove(i);
+        (lazy.to, lazy.value)
+    })
 }
 
 /// Turns revm's state changes into versioned writes, following the same rules

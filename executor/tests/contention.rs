@@ -221,6 +221,15 @@ enum Op {
     Precompile {
         from: u8,
         which: u8,
+        value: u64,
+    },
+    /// Pays a factory child, which may not exist yet, exist with code (it
+    /// then self-destructs to the beneficiary), or be created by a lower
+    /// transaction after this one first ran.
+    PayChild {
+        from: u8,
+        salt: u8,
+        value: u64,
     },
     /// Reads the beacon root the pre-block system call just stored.
     ReadBeaconRoot {
@@ -231,7 +240,7 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     let from = 0..EOAS;
     prop_oneof![
-        4 => (from.clone(), 0..EOAS + 1, 0u64..400_000_000_000_000).prop_map(|(from, to, value)| Op::Transfer { from, to, value }),
+        4 => (from.clone(), 0..EOAS + 3, 0u64..400_000_000_000_000).prop_map(|(from, to, value)| Op::Transfer { from, to, value }),
         4 => (from.clone(), 0u8..3).prop_map(|(from, slot)| Op::Count { from, slot }),
         1 => from.clone().prop_map(|from| Op::Revert { from }),
         1 => from.clone().prop_map(|from| Op::Destruct { from }),
@@ -241,7 +250,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => from.clone().prop_map(|from| Op::Read { from }),
         1 => (from.clone(), 0u64..1_000_000).prop_map(|(from, value)| Op::PayCoinbase { from, value }),
         1 => (from.clone(), 0u8..3).prop_map(|(from, slot)| Op::CountOutOfGas { from, slot }),
-        1 => (from.clone(), 1u8..11).prop_map(|(from, which)| Op::Precompile { from, which }),
+        1 => (from.clone(), 1u8..11, prop::sample::select(vec![0u64, 1, 1_000])).prop_map(|(from, which, value)| Op::Precompile { from, which, value }),
+        1 => (from.clone(), 0u8..3, 0u64..3).prop_map(|(from, salt, value)| Op::PayChild { from, salt, value }),
         1 => from.prop_map(|from| Op::ReadBeaconRoot { from }),
     ]
 }
@@ -267,7 +277,13 @@ fn block_with_withdrawals(
             let mut gas_limit = 200_000;
             let (from, to, value, data) = match *op {
                 Op::Transfer { from, to, value } => {
-                    let to = if to == EOAS { addr(COINBASE) } else { eoa(to) };
+                    // Past the EOAs: the beneficiary, then two addresses that
+                    // do not exist before the block.
+                    let to = match to.checked_sub(EOAS) {
+                        None => eoa(to),
+                        Some(0) => addr(COINBASE),
+                        Some(k) => addr(0xf0 + k),
+                    };
                     (from, to, value, Bytes::new())
                 }
                 Op::Count { from, slot } => (
@@ -304,12 +320,13 @@ fn block_with_withdrawals(
                     0,
                     U256::from(TIMESTAMP).to_be_bytes::<32>().to_vec().into(),
                 ),
-                Op::Precompile { from, which } => (
+                Op::Precompile { from, which, value } => (
                     from,
                     Address::with_last_byte(which),
-                    0,
+                    value,
                     Bytes::from(vec![which; 96]),
                 ),
+                Op::PayChild { from, salt, value } => (from, child(salt), value, Bytes::new()),
             };
             let nonce = nonces[from as usize];
             nonces[from as usize] += 1;
@@ -532,8 +549,16 @@ fn generated_blocks_cover_the_features() {
     let chain_prague = ChainConfig::single_fork(1, Fork::Prague);
     let ops = vec![
         Op::CountOutOfGas { from: 0, slot: 0 },
-        Op::Precompile { from: 1, which: 2 },
-        Op::Precompile { from: 2, which: 4 },
+        Op::Precompile {
+            from: 1,
+            which: 2,
+            value: 0,
+        },
+        Op::Precompile {
+            from: 2,
+            which: 4,
+            value: 1,
+        },
         Op::Count { from: 3, slot: 0 },
         Op::ReadBeaconRoot { from: 4 },
     ];

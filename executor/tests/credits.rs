@@ -1,0 +1,177 @@
+//! Plain transfers credit their recipient without depending on its balance:
+//! many payments to one address run in parallel without a single conflict,
+//! and the result still equals the sequential one, also when the recipient
+//! spends what it received in the same block.
+
+#![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
+
+use alloy_consensus::Header;
+use alloy_primitives::{Address, Bytes, TxKind, B256, U256};
+use pel_executor::{
+    execute_block, revm::context::TxEnv, sequential::ExecOptions, BlockInput, ChainConfig,
+    CostModel, Fork, ParallelExecutor, PreparedTx,
+};
+use pel_state::{AccountInfo, InMemoryState};
+
+const PAYERS: u8 = 64;
+
+/// Each payment: 0.001 ETH plus the payer's index in wei.
+const PAYMENT: u64 = 1_000_000_000_000_000;
+
+fn payer(i: u8) -> Address {
+    let mut a = [0x10u8; 20];
+    a[19] = i;
+    Address::from(a)
+}
+
+/// What the deposit address receives from the payers.
+fn received() -> u64 {
+    (0..PAYERS as u64).map(|i| PAYMENT + i).sum()
+}
+
+fn deposit_address() -> Address {
+    Address::repeat_byte(0xde)
+}
+
+fn transfer(i: usize, from: Address, to: Address, value: u64, nonce: u64) -> PreparedTx {
+    let env = TxEnv {
+        tx_type: 2,
+        caller: from,
+        gas_limit: 21_000,
+        gas_price: 20,
+        gas_priority_fee: Some(2),
+        kind: TxKind::Call(to),
+        value: U256::from(value),
+        data: Bytes::new(),
+        nonce,
+        chain_id: Some(1),
+        ..TxEnv::default()
+    };
+    PreparedTx {
+        hash: B256::with_last_byte(i as u8),
+        tx_type: 2,
+        sender: from,
+        env,
+    }
+}
+
+fn state() -> InMemoryState {
+    let mut s = InMemoryState::new();
+    for i in 0..PAYERS {
+        s.insert_account(
+            payer(i),
+            AccountInfo::with_balance(U256::from(10u64.pow(18))),
+            [],
+        );
+    }
+    s.insert_account(
+        deposit_address(),
+        AccountInfo::with_balance(U256::from(5)),
+        [],
+    );
+    s
+}
+
+fn block(transactions: Vec<PreparedTx>) -> BlockInput {
+    BlockInput {
+        header: Header {
+            number: 20_000_000,
+            timestamp: 1_800_000_000,
+            beneficiary: Address::repeat_byte(0xcb),
+            gas_limit: 30_000_000,
+            base_fee_per_gas: Some(7),
+            ..Header::default()
+        },
+        transactions,
+        withdrawals: Some(Vec::new()),
+        ommers: Vec::new(),
+    }
+}
+
+fn payments() -> Vec<PreparedTx> {
+    (0..PAYERS)
+        .map(|i| {
+            transfer(
+                i as usize,
+                payer(i),
+                deposit_address(),
+                PAYMENT + i as u64,
+                0,
+            )
+        })
+        .collect()
+}
+
+fn executor(threads: usize) -> ParallelExecutor {
+    let mut executor = ParallelExecutor::new(threads).unwrap();
+    executor.cost_model = CostModel::always();
+    executor
+}
+
+#[test]
+fn payments_to_one_address_do_not_conflict() {
+    let chain = ChainConfig::single_fork(1, Fork::Shanghai);
+    let block = block(payments());
+    let sequential = execute_block(state(), &block, &chain, ExecOptions::default()).unwrap();
+    let deposit = sequential.diff.accounts.get(&deposit_address()).unwrap();
+    assert_eq!(
+        deposit.info.map(|i| i.balance),
+        Some(U256::from(5 + received()))
+    );
+    for threads in [2, 4] {
+        let executor = executor(threads);
+        for _ in 0..20 {
+            let (parallel, stats) = executor
+                .execute_block(state(), &block, &chain, ExecOptions::default())
+                .unwrap();
+            assert_eq!(parallel, sequential, "{threads} threads");
+            assert_eq!(
+                (stats.reexecutions, stats.validation_failures),
+                (0, 0),
+                "{threads} threads"
+            );
+        }
+        // The conflict profile sees no dependency either.
+        let (_, _, profile) = executor
+            .profile_block(state(), &block, &chain, ExecOptions::default())
+            .unwrap();
+        assert_eq!(profile.edges, 0);
+    }
+}
+
+#[test]
+fn a_credited_account_that_spends_sees_every_credit() {
+    let chain = ChainConfig::single_fork(1, Fork::Shanghai);
+    // The deposit address pays midway, and at the end more than it held
+    // before the block (it must see the credits); a fresh address is paid
+    // and pays on; one payer pays itself.
+    let mut txs = payments();
+    let fresh = Address::repeat_byte(0xf7);
+    let n = txs.len();
+    txs.insert(
+        n / 2,
+        transfer(n / 2, deposit_address(), fresh, 1_000_000, 0),
+    );
+    txs.push(transfer(n + 1, payer(3), payer(3), 7, 1));
+    txs.push(transfer(n + 2, fresh, payer(9), 10_000, 0));
+    txs.push(transfer(n + 3, deposit_address(), payer(1), received(), 1));
+    let block = block(txs);
+    let mut pre = state();
+    // Gas for the deposit address and the fresh one (they receive only value).
+    pre.insert_account(
+        deposit_address(),
+        AccountInfo::with_balance(U256::from(10_000_000u64)),
+        [],
+    );
+    let sequential = execute_block(&pre, &block, &chain, ExecOptions::default()).unwrap();
+    assert!(sequential.receipts.iter().all(|r| r.success));
+    for threads in [2, 4] {
+        let executor = executor(threads);
+        for _ in 0..20 {
+            let (parallel, _) = executor
+                .execute_block(&pre, &block, &chain, ExecOptions::default())
+                .unwrap();
+            assert_eq!(parallel, sequential, "{threads} threads");
+        }
+    }
+}
