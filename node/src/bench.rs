@@ -8,6 +8,9 @@
 //! - `amm`: one swap on each of `txs` independent constant-product pools;
 //! - `chained`: every transaction increments the same counter slot, so each
 //!   one reads what the previous one wrote;
+//! - `deposits`: every transaction pays one existing address (an exchange's
+//!   deposit address): independent only because a plain transfer credits
+//!   its recipient without reading its balance;
 //! - `hotspot:P`: P percent of the transactions (spread evenly through the
 //!   block) increment one shared counter, the others each increment a counter
 //!   of their own; every counter starts at 1 so that all transactions use the
@@ -54,6 +57,8 @@ pub enum Workload {
     Amm,
     /// A fully dependent chain.
     Chained,
+    /// Transfers from independent senders to one address.
+    Deposits,
     /// This percentage of transactions call one shared counter; the rest are
     /// independent.
     Hotspot(u8),
@@ -88,6 +93,7 @@ impl FromStr for Workload {
             "erc20" => Ok(Workload::Erc20),
             "amm" => Ok(Workload::Amm),
             "chained" => Ok(Workload::Chained),
+            "deposits" => Ok(Workload::Deposits),
             other => match other.strip_prefix("hotspot:") {
                 Some(p) => match p.parse::<u8>() {
                     Ok(p) if p <= 100 => Ok(Workload::Hotspot(p)),
@@ -96,7 +102,7 @@ impl FromStr for Workload {
                     )),
                 },
                 None => Err(format!(
-                    "unknown workload {other:?}: expected raw, erc20, amm, chained or hotspot:P"
+                    "unknown workload {other:?}: expected raw, erc20, amm, chained, deposits or hotspot:P"
                 )),
             },
         }
@@ -110,6 +116,7 @@ impl std::fmt::Display for Workload {
             Workload::Erc20 => f.write_str("erc20"),
             Workload::Amm => f.write_str("amm"),
             Workload::Chained => f.write_str("chained"),
+            Workload::Deposits => f.write_str("deposits"),
             Workload::Hotspot(p) => write!(f, "hotspot:{p}"),
         }
     }
@@ -240,6 +247,9 @@ pub fn build(workload: Workload, txs: usize) -> (InMemoryState, BlockInput) {
                 state.insert_account(numbered(0xcc, i + 1), contract(hash), one);
             }
         }
+        Workload::Deposits => {
+            state.insert_account(numbered(0xde, 0), AccountInfo::with_balance(ether), []);
+        }
         Workload::Raw => {}
     }
     let transactions = (0..txs)
@@ -272,6 +282,12 @@ pub fn build(workload: Workload, txs: usize) -> (InMemoryState, BlockInput) {
                     150_000,
                 ),
                 Workload::Chained => (counter, U256::ZERO, Bytes::new(), 60_000),
+                Workload::Deposits => (
+                    numbered(0xde, 0),
+                    U256::from(1000 + i),
+                    Bytes::new(),
+                    21_000,
+                ),
                 Workload::Hotspot(_) if workload.is_hot(i) => {
                     (counter, U256::ZERO, Bytes::new(), 60_000)
                 }

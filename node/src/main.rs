@@ -141,8 +141,8 @@ enum Command {
     Replay(ReplayArgs),
     /// Run a synthetic block sequentially and in parallel; compare and time.
     Bench {
-        /// raw, erc20, amm, chained or hotspot:P (P percent of the
-        /// transactions call one shared contract).
+        /// raw, erc20, amm, chained, deposits (transfers to one address) or
+        /// hotspot:P (P percent of the transactions call one shared contract).
         #[arg(long)]
         workload: Workload,
         /// Transactions in the block.

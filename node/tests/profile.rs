@@ -68,6 +68,15 @@ fn independent_transfers_have_no_edges_and_bound_by_thread_count() {
 }
 
 #[test]
+fn payments_to_one_address_are_independent() {
+    // A plain transfer credits its recipient without reading its balance.
+    let p = profile(Workload::Deposits);
+    assert_eq!((p.edges, p.independent), (0, TXS));
+    assert_eq!(gas_bound(&p, Some(2)), 2.0);
+    assert_eq!(gas_bound(&p, None), TXS as f64);
+}
+
+#[test]
 fn a_fully_chained_block_is_one_path_with_bound_one() {
     let p = profile(Workload::Chained);
     let expected: Vec<Vec<usize>> = (0..TXS)
