@@ -170,6 +170,28 @@ impl<S: StateReader> BlockState<S> {
         Ok(())
     }
 
+    /// Lowers `address`'s balance by `amount` and sets its nonce (a plain
+    /// transfer's sender, see [`crate::mv_memory::Delta::Debit`]). The
+    /// account must exist and hold at least `amount`.
+    pub fn apply_debit(
+        &mut self,
+        address: Address,
+        amount: U256,
+        nonce: u64,
+    ) -> Result<(), DbError> {
+        let account = self.cached(address)?;
+        let info = account
+            .info
+            .as_mut()
+            .ok_or(DbError::Inconsistent("debit of a missing account"))?;
+        info.balance = info
+            .balance
+            .checked_sub(amount)
+            .ok_or(DbError::Inconsistent("debit beyond the balance"))?;
+        info.nonce = nonce;
+        Ok(())
+    }
+
     /// What this state cached, without its base (see [`BlockState::absorb`]).
     pub fn into_cached(self) -> CachedState {
         CachedState {

@@ -136,6 +136,7 @@ impl<'a, S: StateReader> Committer<'a, S> {
             changes,
             fee,
             credit,
+            debit,
         } = match outcome {
             Some(Ok(done)) => done,
             Some(Err(e)) => return Err(tx_error(block, index, e)),
@@ -151,11 +152,13 @@ impl<'a, S: StateReader> Committer<'a, S> {
         };
         let beneficiary = block.header.beneficiary;
         // A base read of the beneficiary includes deferred fees: not a base value.
-        // A lazily credited target read past credits from the base saw the
-        // block-start record too.
+        // A lazily credited target read past deltas from the base saw the
+        // block-start record too, as did a debited sender read from the base.
         let known = |address: &Address| {
             reads.iter().find_map(|read| match read {
-                ReadRecord::Account(a, seen, None) | ReadRecord::Credited(a, seen, None)
+                ReadRecord::Account(a, seen, None)
+                | ReadRecord::Credited(a, seen, None)
+                | ReadRecord::Debited(a, seen, None)
                     if a == address && *a != beneficiary =>
                 {
                     Some(seen.info)
@@ -172,6 +175,15 @@ impl<'a, S: StateReader> Committer<'a, S> {
                         self.state.cache_original(to, original);
                     }
                     self.state.increment_balance(to, value, spec)
+                }
+                None => Ok(()),
+            })
+            .and_then(|()| match debit {
+                Some((from, amount, nonce)) => {
+                    if let Some(original) = known(&from) {
+                        self.state.cache_original(from, original);
+                    }
+                    self.state.apply_debit(from, amount, nonce)
                 }
                 None => Ok(()),
             })

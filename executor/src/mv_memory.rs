@@ -4,9 +4,11 @@
 //!
 //! Locations are an account's basic record (balance, nonce, code hash,
 //! existence, plus the index of the last transaction that wiped its storage)
-//! and single storage slots. An account entry may also be a *credit*: the
-//! record below it with its balance raised by an amount (a plain transfer's
-//! recipient, written without reading the balance it raised). Code is content-addressed and lives in the shared
+//! and single storage slots. An account entry may also be a *delta* of a
+//! plain transfer: a credit (the record below it with its balance raised by
+//! an amount: the recipient, written without reading the balance it
+//! raised) or a debit (the balance lowered by an amount and the nonce set:
+//! the sender, which only checked that its balance sufficed). Code is content-addressed and lives in the shared
 //! [`crate::CodeCache`], not here. Block-beneficiary fees are kept per
 //! transaction beside the map (see [`MvMemory::fee`]).
 //!
@@ -15,17 +17,19 @@
 //!   that wrote the location, or the base state when none did;
 //! - an ESTIMATE below the reader is a dependency: the reader must wait for
 //!   that transaction rather than use an older value;
-//! - credits are kept apart from a location's full writes. A read returns
-//!   the latest full write below the reader (or the base state) raised by
-//!   every credit between it and the reader, attributed to the highest
-//!   writer; an ESTIMATE among them blocks it. A read *past credits*
-//!   ([`MvMemory::read_past_credits`], for a transfer's recipient, which only
-//!   depends on the account's code) sees the full writes alone, in time
-//!   logarithmic in the number of credits, and ignores aborted credits: an
-//!   incarnation that turns a credit into a full write, or the reverse,
-//!   reports it as a new write, so every transaction above is validated
-//!   again. The block beneficiary is never credited (its value also depends
-//!   on the deferred fees, which are counted from its last full write);
+//! - deltas are kept apart from a location's full writes. A read returns
+//!   the latest full write below the reader (or the base state) with every
+//!   delta between it and the reader applied (credits and debits summed, the
+//!   highest debit's nonce), attributed to the highest writer; an ESTIMATE
+//!   among them blocks it. A read *past deltas*
+//!   ([`MvMemory::read_past_deltas`], for a transfer's recipient, which only
+//!   depends on the account's code and a bound on its balance) sees the full
+//!   writes alone, in time logarithmic in the number of deltas, and ignores
+//!   aborted deltas: an incarnation that turns a delta into a full write, or
+//!   the reverse, reports it as a new write, so every transaction above is
+//!   validated again. The block beneficiary never gets a delta (its value
+//!   also depends on the deferred fees, which are counted from its last full
+//!   write);
 //! - after [`MvMemory::record`] of transaction `i`, exactly the locations of
 //!   its latest write set hold entries of `i`.
 
@@ -63,19 +67,72 @@ pub enum Value {
     Account(AccountValue),
     /// For [`Location::Storage`].
     Storage(U256),
-    /// For [`Location::Account`], as a write only: the account below, its
-    /// balance raised by this (non-zero) amount; a missing account becomes
-    /// one with only that balance. Reads never return it.
-    Credit(U256),
+    /// For [`Location::Account`], as a write only: a change of the account
+    /// below. Reads never return it.
+    Delta(Delta),
 }
 
-/// `info` raised by a non-zero `amount` (the same as
-/// [`crate::BlockState::increment_balance`] for such an amount, in every fork:
-/// the result is never empty).
+/// A plain transfer's change of an account, relative to the record below it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delta {
+    /// The recipient: its balance raised by this (non-zero) amount; a missing
+    /// account becomes one with only that balance (the same as
+    /// [`crate::BlockState::increment_balance`] for such an amount, in every
+    /// fork).
+    Credit(U256),
+    /// The sender: its balance lowered by `amount`, its nonce set to `nonce`.
+    Debit {
+        /// What the transfer cost it (value and gas).
+        amount: U256,
+        /// Its nonce after the transfer.
+        nonce: u64,
+    },
+}
+
+/// Deltas summed, to apply to the record below them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Deltas {
+    /// The credits' sum.
+    pub credit: U256,
+    /// The debits' sum.
+    pub debit: U256,
+    /// The highest debit's nonce.
+    pub nonce: Option<u64>,
+}
+
+impl Deltas {
+    /// Adds `delta`, which lies below every delta added so far.
+    fn add_below(&mut self, delta: Delta) {
+        match delta {
+            Delta::Credit(amount) => self.credit = self.credit.saturating_add(amount),
+            Delta::Debit { amount, nonce } => {
+                self.debit = self.debit.saturating_add(amount);
+                self.nonce.get_or_insert(nonce);
+            }
+        }
+    }
+
+    /// `info` with these deltas applied.
+    pub fn apply(&self, info: Option<AccountInfo>) -> Option<AccountInfo> {
+        let mut info = info.unwrap_or_default();
+        info.balance = info
+            .balance
+            .saturating_add(self.credit)
+            .saturating_sub(self.debit);
+        if let Some(nonce) = self.nonce {
+            info.nonce = nonce;
+        }
+        Some(info)
+    }
+}
+
+/// `info` raised by a non-zero `amount`: [`Delta::Credit`].
 pub fn credited(info: Option<AccountInfo>, amount: U256) -> Option<AccountInfo> {
-    let mut info = info.unwrap_or_default();
-    info.balance = info.balance.saturating_add(amount);
-    Some(info)
+    Deltas {
+        credit: amount,
+        ..Deltas::default()
+    }
+    .apply(info)
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -96,13 +153,13 @@ pub enum Read {
     },
     /// No lower transaction wrote the location: read the base state.
     Base,
-    /// Only credits below: the base state's account raised by `amount`; `tx`
-    /// is the highest crediting transaction.
-    BaseCredited {
-        /// The highest crediting transaction.
+    /// Only deltas below: the base state's account with `deltas` applied;
+    /// `tx` is the highest of their writers.
+    BaseDelta {
+        /// The highest writer.
         tx: TxIdx,
-        /// The sum of the credits.
-        amount: U256,
+        /// The deltas.
+        deltas: Deltas,
     },
     /// A lower transaction's write is an ESTIMATE: wait for it.
     Blocked(TxIdx),
@@ -120,13 +177,13 @@ pub enum Fee {
     Estimate,
 }
 
-/// The writers of one location, by transaction: full writes, and credits
-/// apart (an amount, `None` once aborted: an ESTIMATE), so that a read past
-/// credits need not walk them. The first of each is stored inline.
+/// The writers of one location, by transaction: full writes, and deltas
+/// apart (`None` once aborted: an ESTIMATE), so that a read past them need
+/// not walk them. The first of each is stored inline.
 #[derive(Debug, Default)]
 struct Entries {
     writes: SmallVec<[(TxIdx, Entry); 1]>,
-    credits: SmallVec<[(TxIdx, Option<U256>); 1]>,
+    deltas: SmallVec<[(TxIdx, Option<Delta>); 1]>,
 }
 
 /// The position of `tx`'s entry in `list`, or where it goes.
@@ -235,26 +292,24 @@ impl MvMemory {
         if let Read::Blocked(_) = full {
             return full;
         }
-        if entries.credits.is_empty() {
+        if entries.deltas.is_empty() {
             return full;
         }
-        // The credits between the full write (or the block start) and `tx`.
+        // The deltas between the full write (or the block start) and `tx`.
         let from = match full {
             Read::Written { tx: writer, .. } => writer + 1,
             _ => 0,
         };
-        let start = entries
-            .credits
-            .partition_point(|(writer, _)| *writer < from);
-        let end = entries.credits.partition_point(|(writer, _)| *writer < tx);
-        let mut amount = U256::ZERO;
-        for &(writer, credit) in entries.credits[start..end].iter().rev() {
-            match credit {
-                Some(credit) => amount = amount.saturating_add(credit),
+        let start = entries.deltas.partition_point(|(writer, _)| *writer < from);
+        let end = entries.deltas.partition_point(|(writer, _)| *writer < tx);
+        let mut deltas = Deltas::default();
+        for &(writer, delta) in entries.deltas[start..end].iter().rev() {
+            match delta {
+                Some(delta) => deltas.add_below(delta),
                 None => return Read::Blocked(writer),
             }
         }
-        let Some(&(top, _)) = entries.credits[start..end].last() else {
+        let Some(&(top, _)) = entries.deltas[start..end].last() else {
             return full;
         };
         match full {
@@ -264,20 +319,20 @@ impl MvMemory {
             } => Read::Written {
                 tx: top,
                 value: Value::Account(AccountValue {
-                    info: credited(v.info, amount),
+                    info: deltas.apply(v.info),
                     last_wipe: v.last_wipe,
                 }),
             },
-            // A credit over a slot: inconsistent, and reported as such by the
+            // A delta over a slot: inconsistent, and reported as such by the
             // caller.
             Read::Written { value, .. } => Read::Written { tx: top, value },
-            _ => Read::BaseCredited { tx: top, amount },
+            _ => Read::BaseDelta { tx: top, deltas },
         }
     }
 
     /// The latest full write to `location` below transaction `tx`, ignoring
-    /// credits (see the module docs).
-    pub fn read_past_credits(&self, location: &Location, tx: TxIdx) -> Read {
+    /// deltas (see the module docs).
+    pub fn read_past_deltas(&self, location: &Location, tx: TxIdx) -> Read {
         match self.data.get(location) {
             Some(entries) => Self::latest_full(&entries, tx),
             None => Read::Base,
@@ -308,13 +363,13 @@ impl MvMemory {
             let mut entries = self.data.entry(*location).or_default();
             let Entries {
                 writes: full,
-                credits,
+                deltas,
             } = &mut *entries;
             // A credit turned into a full write, or the reverse, changes what
-            // reads past credits see: it counts as new.
+            // reads past deltas see: it counts as new.
             wrote_new |= match value {
-                Value::Credit(amount) => take(full, tx) | put(credits, tx, Some(*amount)),
-                _ => take(credits, tx) | put(full, tx, Entry::Data(*value)),
+                Value::Delta(delta) => take(full, tx) | put(deltas, tx, Some(*delta)),
+                _ => take(deltas, tx) | put(full, tx, Entry::Data(*value)),
             };
         }
         // Entries of the previous incarnation that this one did not rewrite.
@@ -322,7 +377,7 @@ impl MvMemory {
             if !writes.iter().any(|(l, _)| l == old) {
                 if let Some(mut entries) = self.data.get_mut(old) {
                     take(&mut entries.writes, tx);
-                    take(&mut entries.credits, tx);
+                    take(&mut entries.deltas, tx);
                 }
             }
         }
@@ -341,8 +396,8 @@ impl MvMemory {
                 if let Ok(i) = find(&entries.writes, tx) {
                     entries.writes[i].1 = Entry::Estimate;
                 }
-                if let Ok(i) = find(&entries.credits, tx) {
-                    entries.credits[i].1 = None;
+                if let Ok(i) = find(&entries.deltas, tx) {
+                    entries.deltas[i].1 = None;
                 }
             }
         }
@@ -417,14 +472,25 @@ mod tests {
             })
         };
         let mv = MvMemory::new(6);
-        mv.record(1, &[(account, Value::Credit(U256::from(5)))], U256::ZERO);
-        mv.record(3, &[(account, Value::Credit(U256::from(7)))], U256::ZERO);
+        mv.record(
+            1,
+            &[(account, Value::Delta(Delta::Credit(U256::from(5))))],
+            U256::ZERO,
+        );
+        mv.record(
+            3,
+            &[(account, Value::Delta(Delta::Credit(U256::from(7))))],
+            U256::ZERO,
+        );
         assert_eq!(mv.read(&account, 1), Read::Base);
         assert_eq!(
             mv.read(&account, 5),
-            Read::BaseCredited {
+            Read::BaseDelta {
                 tx: 3,
-                amount: U256::from(12)
+                deltas: Deltas {
+                    credit: U256::from(12),
+                    ..Deltas::default()
+                }
             }
         );
         let full = AccountValue {
@@ -471,24 +537,56 @@ mod tests {
         // A read past credits sees the full write alone, aborted credits
         // or not.
         assert_eq!(
-            mv.read_past_credits(&account, 5),
+            mv.read_past_deltas(&account, 5),
             Read::Written {
                 tx: 2,
                 value: Value::Account(full)
             }
         );
-        assert_eq!(mv.read_past_credits(&account, 2), Read::Base);
+        assert_eq!(mv.read_past_deltas(&account, 2), Read::Base);
         // A credit turned into a full write, and back, is a new write.
         assert!(mv.record(3, &[(account, Value::Account(full))], U256::ZERO));
         assert!(!mv.record(3, &[(account, Value::Account(full))], U256::ZERO));
         assert_eq!(
-            mv.read_past_credits(&account, 5),
+            mv.read_past_deltas(&account, 5),
             Read::Written {
                 tx: 3,
                 value: Value::Account(full)
             }
         );
-        assert!(mv.record(3, &[(account, Value::Credit(U256::from(1)))], U256::ZERO));
+        assert!(mv.record(
+            3,
+            &[(account, Value::Delta(Delta::Credit(U256::from(1))))],
+            U256::ZERO
+        ));
+
+        // Debits lower the balance; the highest one's nonce wins.
+        let b = Location::Account(Address::with_last_byte(8));
+        let mv = MvMemory::new(4);
+        let debit = |amount: u64, nonce| {
+            Value::Delta(Delta::Debit {
+                amount: U256::from(amount),
+                nonce,
+            })
+        };
+        mv.record(0, &[(b, debit(3, 1))], U256::ZERO);
+        mv.record(
+            1,
+            &[(b, Value::Delta(Delta::Credit(U256::from(10))))],
+            U256::ZERO,
+        );
+        mv.record(2, &[(b, debit(4, 2))], U256::ZERO);
+        let deltas = Deltas {
+            credit: U256::from(10),
+            debit: U256::from(7),
+            nonce: Some(2),
+        };
+        assert_eq!(mv.read(&b, 3), Read::BaseDelta { tx: 2, deltas });
+        let mut expected = info(103);
+        if let Some(i) = expected.as_mut() {
+            i.nonce = 2;
+        }
+        assert_eq!(deltas.apply(info(100)), expected);
     }
 
     #[test]

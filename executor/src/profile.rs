@@ -18,7 +18,7 @@
 //!   speedup on `p` threads (`W / C` with unlimited threads).
 
 use crate::{
-    mv_memory::{Location, Value},
+    mv_memory::{Delta, Location, Value},
     scheduler::TxIdx,
     vm::ReadRecord,
 };
@@ -167,12 +167,16 @@ type LocationKey = (Address, LocationKind, Option<U256>);
 pub fn profile(traces: &[TxTrace], beneficiary: Address, aborts: usize) -> BlockProfile {
     let n = traces.len();
     // Writers of each location, ascending (traces are visited in order),
-    // each with whether its write was a credit.
-    let mut writers: HashMap<Location, Vec<(TxIdx, bool)>> = HashMap::default();
+    // each with its write's delta if it was one (a plain transfer's credit
+    // or debit).
+    let mut writers: HashMap<Location, Vec<(TxIdx, Option<Delta>)>> = HashMap::default();
     for (i, trace) in traces.iter().enumerate() {
         for (location, value) in &trace.writes {
-            let credit = matches!(value, Value::Credit(_));
-            writers.entry(*location).or_default().push((i, credit));
+            let delta = match value {
+                Value::Delta(d) => Some(*d),
+                _ => None,
+            };
+            writers.entry(*location).or_default().push((i, delta));
         }
     }
     let fee_payers: Vec<TxIdx> = (0..n).filter(|&i| traces[i].paid_fee).collect();
@@ -181,25 +185,35 @@ pub fn profile(traces: &[TxTrace], beneficiary: Address, aborts: usize) -> Block
     for (j, trace) in traces.iter().enumerate() {
         let mut deps: Vec<(TxIdx, LocationKey)> = Vec::new();
         for read in &trace.reads {
-            let (location, lazy) = match read {
-                ReadRecord::Account(address, ..) => (Location::Account(*address), false),
-                ReadRecord::Credited(address, ..) => (Location::Account(*address), true),
+            // Which deltas the read depends on: all of them for an ordinary
+            // read, the highest debit (its nonce) for a debited sender, none
+            // for a lazily credited target.
+            let (location, credits, debits) = match read {
+                ReadRecord::Account(address, ..) => (Location::Account(*address), true, true),
+                ReadRecord::Debited(address, ..) => (Location::Account(*address), false, true),
+                ReadRecord::Credited(address, ..) => (Location::Account(*address), false, false),
                 ReadRecord::Storage(address, slot, ..) => {
-                    (Location::Storage(*address, *slot), false)
+                    (Location::Storage(*address, *slot), true, true)
                 }
             };
-            // The writers the read depends on, downwards: every credit down to
-            // the first full write, which ends the list; a lazily credited
-            // target depends on that full write only.
+            // The writers the read depends on, downwards: those deltas down to
+            // the first full write, which ends the list.
             let mut writer = None;
             if let Some(w) = writers.get(&location) {
                 let below = w.partition_point(|&(i, _)| i < j);
-                for &(i, credit) in w[..below].iter().rev() {
-                    if !lazy || !credit {
+                for &(i, delta) in w[..below].iter().rev() {
+                    let counts = match delta {
+                        None => true,
+                        Some(Delta::Credit(_)) => credits,
+                        Some(Delta::Debit { .. }) => debits,
+                    };
+                    if counts {
                         writer.get_or_insert(i);
                         deps.push((i, location_key(traces, i, &location)));
                     }
-                    if !credit {
+                    let nonce_only =
+                        debits && !credits && matches!(delta, Some(Delta::Debit { .. }));
+                    if delta.is_none() || nonce_only {
                         break;
                     }
                 }
@@ -282,11 +296,14 @@ fn location_key(traces: &[TxTrace], i: TxIdx, location: &Location) -> LocationKe
     match location {
         Location::Storage(address, slot) => (*address, LocationKind::Storage, Some(*slot)),
         Location::Account(address) => {
-            let credit = traces[i].writes.iter().any(
-                |(l, v)| matches!((l, v), (Location::Account(a), Value::Credit(_)) if a == address),
-            );
-            if credit {
-                return (*address, LocationKind::Balance, None);
+            let delta = traces[i].writes.iter().find_map(|(l, v)| match (l, v) {
+                (Location::Account(a), Value::Delta(d)) if a == address => Some(*d),
+                _ => None,
+            });
+            match delta {
+                Some(Delta::Credit(_)) => return (*address, LocationKind::Balance, None),
+                Some(Delta::Debit { .. }) => return (*address, LocationKind::Nonce, None),
+                None => {}
             }
             let written = traces[i].writes.iter().find_map(|(l, v)| match (l, v) {
                 (Location::Account(a), Value::Account(v)) if a == address => Some(*v),

@@ -18,20 +18,26 @@
 //!   only on its having no code and a balance below 2^255 (so that no sum of
 //!   such credits can overflow). The read records just that
 //!   ([`ReadRecord::Credited`]) and looks past the credits of other
-//!   transactions ([`MvMemory::read_past_credits`]), the write is a credit
+//!   transactions ([`MvMemory::read_past_deltas`]), the write is a credit
 //!   ([`Value::Credit`]), and the commit adds the amount to the committed
 //!   balance: many payments to one address form no chain. revm computes the
 //!   target's new balance from the value read past credits; that result is
 //!   replaced by the credit, and an incarnation whose target change is not
 //!   exactly that credit (never expected) runs again with an ordinary read.
-//!   The sender's balance check reads its balance as usual.
+//!   The sender of such a transfer (not the beneficiary) is debited the same
+//!   way: revm checked that its balance covered the transfer and its gas, so
+//!   once the transaction ran, its read of the sender only requires the same
+//!   nonce and code and at least the balance it saw
+//!   ([`ReadRecord::Debited`]), and its write is a debit (the cost, and the
+//!   new nonce): a payer that received credits earlier in the block does not
+//!   depend on them.
 
 use crate::{
     block_state::revm_account_info,
     changes::{ChangeKind, TxChanges},
     error::DbError,
     journal::{PelJournal, StorageProbe},
-    mv_memory::{credited, AccountValue, Fee, Location, MvMemory, Read, Value},
+    mv_memory::{credited, AccountValue, Delta, Fee, Location, MvMemory, Read, Value},
     scheduler::TxIdx,
     CodeCache,
 };
@@ -121,13 +127,13 @@ impl<S: StateReader> Shared<'_, S> {
     }
 
     /// The account record transaction `tx` sees when it ignores credits (see
-    /// [`MvMemory::read_past_credits`]), with its writer.
-    fn resolve_past_credits(
+    /// [`MvMemory::read_past_deltas`]), with its writer.
+    fn resolve_past_deltas(
         &self,
         address: Address,
         tx: TxIdx,
     ) -> Result<(Option<TxIdx>, AccountValue), Unresolved> {
-        let read = self.mv.read_past_credits(&Location::Account(address), tx);
+        let read = self.mv.read_past_deltas(&Location::Account(address), tx);
         self.account_from(address, read)
     }
 
@@ -157,10 +163,10 @@ impl<S: StateReader> Shared<'_, S> {
                     last_wipe: None,
                 },
             )),
-            Read::BaseCredited { tx: writer, amount } => Ok((
+            Read::BaseDelta { tx: writer, deltas } => Ok((
                 Some(writer),
                 AccountValue {
-                    info: credited(base()?, amount),
+                    info: deltas.apply(base()?),
                     last_wipe: None,
                 },
             )),
@@ -206,8 +212,8 @@ impl<S: StateReader> Shared<'_, S> {
                 "account value under a storage location",
             ))),
             Read::Blocked(k) => Err(Unresolved::Blocked(k)),
-            Read::BaseCredited { .. } => Err(Unresolved::Db(DbError::Inconsistent(
-                "credit under a storage location",
+            Read::BaseDelta { .. } => Err(Unresolved::Db(DbError::Inconsistent(
+                "account delta under a storage location",
             ))),
             Read::Base if last_wipe.is_some() => Ok((None, U256::ZERO)),
             Read::Base => self
@@ -243,6 +249,24 @@ pub enum ReadRecord {
     /// and a balance below 2^255. With the record it saw past credits and
     /// that record's writer (`None`: the base state).
     Credited(Address, AccountValue, Option<TxIdx>),
+    /// The sender of a plain transfer that was credited lazily, debited: the
+    /// incarnation only depends on the sender keeping this nonce and code,
+    /// and at least this balance. With its writer (`None`: the base state).
+    Debited(Address, AccountValue, Option<TxIdx>),
+}
+
+/// Whether a debited sender, seen as `seen` when it ran, still pays as it
+/// did: same nonce, code and storage wipe, and no less balance.
+fn debit_holds(seen: &AccountValue, now: &AccountValue) -> bool {
+    match (seen.info, now.info) {
+        (Some(seen_info), Some(now_info)) => {
+            now_info.nonce == seen_info.nonce
+                && now_info.code_hash == seen_info.code_hash
+                && now_info.balance >= seen_info.balance
+                && now.last_wipe == seen.last_wipe
+        }
+        _ => false,
+    }
 }
 
 /// The plain transfer whose target an incarnation credits lazily.
@@ -255,13 +279,15 @@ struct LazyCredit {
 /// The target of `env` when it may be credited lazily (see the module docs):
 /// a call with a value below 2^128 to another account than the beneficiary
 /// and the precompiles, without EIP-7702 authorizations (which may give the
-/// target code during the transaction). Whether it has code is checked when
-/// it is read.
+/// target code during the transaction), from Spurious Dragon on (before it,
+/// a transfer that brings an account into existence is a creation). Whether
+/// it has code is checked when it is read.
 fn lazy_credit<S>(env: &TxEnv, shared: &Shared<'_, S>) -> Option<LazyCredit> {
     let revm::primitives::TxKind::Call(to) = env.kind else {
         return None;
     };
-    (!env.value.is_zero()
+    (shared.spec >= SpecId::SPURIOUS_DRAGON
+        && !env.value.is_zero()
         && env.value < MAX_LAZY_CREDIT
         && to != env.caller
         && to != shared.beneficiary
@@ -341,7 +367,7 @@ impl<'a, S: StateReader> VmDb<'a, S> {
         if self.lazy.is_some_and(|lazy| lazy.to == address) {
             let (writer, v) = self
                 .shared
-                .resolve_past_credits(address, self.tx)
+                .resolve_past_deltas(address, self.tx)
                 .map_err(Self::unresolved)?;
             if lazy_holds(v.info) {
                 self.accounts.insert(address, v);
@@ -474,8 +500,12 @@ pub fn validate<S: StateReader>(shared: &Shared<'_, S>, tx: TxIdx, reads: &[Read
                     _ => return false,
                 }
             }
-            ReadRecord::Credited(address, ..) => match shared.resolve_past_credits(*address, tx) {
+            ReadRecord::Credited(address, ..) => match shared.resolve_past_deltas(*address, tx) {
                 Ok((_, now)) if lazy_holds(now.info) => {}
+                _ => return false,
+            },
+            ReadRecord::Debited(address, seen, _) => match shared.resolve_account(*address, tx) {
+                Ok(now) if debit_holds(seen, &now) => wipes.push((*address, now.last_wipe)),
                 _ => return false,
             },
         }
@@ -596,6 +626,9 @@ pub struct Executed {
     /// The lazily credited target and amount (see the module docs): the
     /// commit raises the committed balance by it.
     pub credit: Option<(Address, U256)>,
+    /// The debited sender, the amount and its new nonce: the commit lowers
+    /// the committed balance by it and sets the nonce.
+    pub debit: Option<(Address, U256, u64)>,
 }
 
 /// A transaction's final result as the commit step needs it.
@@ -642,7 +675,7 @@ fn execute_with<'a, S: StateReader>(
     let db = &mut evm.ctx.journaled_state.inner.database;
     // The read set leaves with the result; the worker's maps stay for reuse.
     let capacity = db.reads.capacity();
-    let reads = std::mem::replace(&mut db.reads, Vec::with_capacity(capacity));
+    let mut reads = std::mem::replace(&mut db.reads, Vec::with_capacity(capacity));
     if let Some(e) = db.deferred_error.take() {
         return Some(match e {
             DbError::Blocked(k) => Incarnated::Blocked(k),
@@ -668,6 +701,8 @@ fn execute_with<'a, S: StateReader>(
             if credit.is_none() && db.lazy_seen.is_some() {
                 return None;
             }
+            let debit = credit
+                .and_then(|_| take_debit(env.caller, shared.beneficiary, &mut changes, &mut reads));
             // Code is content-addressed: publishing it early is safe even if
             // this incarnation is later aborted.
             for change in &changes.0 {
@@ -679,7 +714,11 @@ fn execute_with<'a, S: StateReader>(
             }
             let mut writes = extract_writes(&changes, &db.accounts, tx);
             if let Some((to, value)) = credit {
-                writes.push((Location::Account(to), Value::Credit(value)));
+                writes.push((Location::Account(to), Value::Delta(Delta::Credit(value))));
+            }
+            if let Some((from, amount, nonce)) = debit {
+                let debit = Delta::Debit { amount, nonce };
+                writes.push((Location::Account(from), Value::Delta(debit)));
             }
             let fee = handler.fee();
             Incarnated::Done {
@@ -691,6 +730,7 @@ fn execute_with<'a, S: StateReader>(
                     changes,
                     fee,
                     credit,
+                    debit,
                 }),
             }
         }
@@ -711,6 +751,42 @@ fn take_credit<S>(db: &VmDb<'_, S>, changes: &mut TxChanges) -> Option<(Address,
         changes.0.swap_remove(i);
         (lazy.to, lazy.value)
     })
+}
+
+/// Takes the sender's change out of `changes` when it is exactly a debit of
+/// the record it read (same code, the nonce one up, no more balance), and
+/// turns that read into a [`ReadRecord::Debited`]; returns the sender, the
+/// amount and the new nonce. Only for a transfer whose target was credited.
+fn take_debit(
+    sender: Address,
+    beneficiary: Address,
+    changes: &mut TxChanges,
+    reads: &mut [ReadRecord],
+) -> Option<(Address, U256, u64)> {
+    if sender == beneficiary {
+        return None;
+    }
+    let read = reads
+        .iter_mut()
+        .find(|r| matches!(r, ReadRecord::Account(a, ..) if *a == sender))?;
+    let ReadRecord::Account(_, seen, from) = *read else {
+        return None;
+    };
+    let before = seen.info?;
+    let i = changes.0.iter().position(|c| c.address == sender)?;
+    let change = &changes.0[i];
+    let after = change.info;
+    let plain = change.kind == ChangeKind::Updated
+        && change.storage.is_empty()
+        && after.code_hash == before.code_hash
+        && Some(after.nonce) == before.nonce.checked_add(1)
+        && after.balance <= before.balance;
+    if !plain {
+        return None;
+    }
+    *read = ReadRecord::Debited(sender, seen, from);
+    changes.0.swap_remove(i);
+    Some((sender, before.balance - after.balance, after.nonce))
 }
 
 /// Turns revm's state changes into versioned writes, following the same rules
@@ -753,4 +829,63 @@ fn extract_writes(
         }
     }
     writes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pel_state::InMemoryState;
+
+    /// A debited sender stays valid while it keeps its nonce and at least
+    /// the balance it saw, and not once a credit it relied on is withdrawn
+    /// (its crediting transaction re-ran without it).
+    #[test]
+    fn a_debit_holds_while_the_balance_it_saw_remains() {
+        let sender = Address::with_last_byte(1);
+        let mut base = InMemoryState::new();
+        base.insert_account(sender, AccountInfo::with_balance(U256::from(100)), []);
+        let mv = MvMemory::new(3);
+        let code = Arc::new(CodeCache::default());
+        let shared = Shared {
+            base: &base,
+            mv: &mv,
+            code: &code,
+            beneficiary: Address::with_last_byte(0xcb),
+            spec: SpecId::CANCUN,
+            precompiles: revm::precompile::Precompiles::new(
+                revm::precompile::PrecompileSpecId::from_spec_id(SpecId::CANCUN),
+            ),
+        };
+        let credit = |amount: u64| {
+            let delta = Delta::Credit(U256::from(amount));
+            mv.record(
+                0,
+                &[(Location::Account(sender), Value::Delta(delta))],
+                U256::ZERO,
+            );
+        };
+        credit(1_000);
+        let seen = shared.resolve_account(sender, 2).unwrap();
+        assert_eq!(seen.info.map(|i| i.balance), Some(U256::from(1_100)));
+        let reads = [ReadRecord::Debited(sender, seen, Some(0))];
+        assert!(validate(&shared, 2, &reads));
+        // More than it saw: still valid.
+        credit(5_000);
+        assert!(validate(&shared, 2, &reads));
+        // Less: the balance check may fail now.
+        credit(10);
+        assert!(!validate(&shared, 2, &reads));
+        // A lower transaction of the same sender changes its nonce.
+        credit(1_000);
+        let debit = Delta::Debit {
+            amount: U256::ZERO,
+            nonce: 1,
+        };
+        mv.record(
+            1,
+            &[(Location::Account(sender), Value::Delta(debit))],
+            U256::ZERO,
+        );
+        assert!(!validate(&shared, 2, &reads));
+    }
 }

@@ -175,3 +175,46 @@ fn a_credited_account_that_spends_sees_every_credit() {
         }
     }
 }
+
+#[test]
+fn a_paid_address_pays_without_depending_on_its_credits() {
+    // The deposit address pays out midway: its balance check passes on what
+    // it held before the block, so it does not depend on the credits below.
+    let chain = ChainConfig::single_fork(1, Fork::Shanghai);
+    let mut txs = payments();
+    let n = txs.len();
+    txs.insert(
+        n / 2,
+        transfer(n / 2, deposit_address(), payer(0), 1_000_000, 0),
+    );
+    for (i, tx) in txs.iter_mut().enumerate() {
+        tx.hash = B256::with_last_byte(i as u8);
+    }
+    let block = block(txs);
+    let mut pre = state();
+    pre.insert_account(
+        deposit_address(),
+        AccountInfo::with_balance(U256::from(10_000_000u64)),
+        [],
+    );
+    let sequential = execute_block(&pre, &block, &chain, ExecOptions::default()).unwrap();
+    assert!(sequential.receipts.iter().all(|r| r.success));
+    for threads in [2, 4] {
+        let executor = executor(threads);
+        for _ in 0..20 {
+            let (parallel, stats) = executor
+                .execute_block(&pre, &block, &chain, ExecOptions::default())
+                .unwrap();
+            assert_eq!(parallel, sequential, "{threads} threads");
+            assert_eq!(
+                (stats.reexecutions, stats.validation_failures),
+                (0, 0),
+                "{threads} threads"
+            );
+        }
+        let (_, _, profile) = executor
+            .profile_block(&pre, &block, &chain, ExecOptions::default())
+            .unwrap();
+        assert_eq!(profile.edges, 0);
+    }
+}
