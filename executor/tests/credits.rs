@@ -108,6 +108,46 @@ fn executor(threads: usize) -> ParallelExecutor {
     executor
 }
 
+/// The payers, and the deposit address funded for gas of its own payments.
+fn funded_state() -> InMemoryState {
+    let mut pre = state();
+    pre.insert_account(
+        deposit_address(),
+        AccountInfo::with_balance(U256::from(10_000_000u64)),
+        [],
+    );
+    pre
+}
+
+/// Runs `block` 20 times at 2 and at 4 threads, checks every output against
+/// the sequential one (all transactions successful), and returns the
+/// re-executions and failed validations of every run and each thread
+/// count's conflict-profile edges.
+fn run_in_parallel(
+    pre: &InMemoryState,
+    block: &BlockInput,
+    chain: &ChainConfig,
+) -> (Vec<(usize, usize)>, Vec<usize>) {
+    let sequential = execute_block(pre, block, chain, ExecOptions::default()).unwrap();
+    assert!(sequential.receipts.iter().all(|r| r.success));
+    let (mut conflicts, mut edges) = (Vec::new(), Vec::new());
+    for threads in [2, 4] {
+        let executor = executor(threads);
+        for _ in 0..20 {
+            let (parallel, stats) = executor
+                .execute_block(pre, block, chain, ExecOptions::default())
+                .unwrap();
+            assert_eq!(parallel, sequential, "{threads} threads");
+            conflicts.push((stats.reexecutions, stats.validation_failures));
+        }
+        let (_, _, profile) = executor
+            .profile_block(pre, block, chain, ExecOptions::default())
+            .unwrap();
+        edges.push(profile.edges);
+    }
+    (conflicts, edges)
+}
+
 #[test]
 fn payments_to_one_address_do_not_conflict() {
     let chain = ChainConfig::single_fork(1, Fork::Shanghai);
@@ -118,25 +158,10 @@ fn payments_to_one_address_do_not_conflict() {
         deposit.info.map(|i| i.balance),
         Some(U256::from(5 + received()))
     );
-    for threads in [2, 4] {
-        let executor = executor(threads);
-        for _ in 0..20 {
-            let (parallel, stats) = executor
-                .execute_block(state(), &block, &chain, ExecOptions::default())
-                .unwrap();
-            assert_eq!(parallel, sequential, "{threads} threads");
-            assert_eq!(
-                (stats.reexecutions, stats.validation_failures),
-                (0, 0),
-                "{threads} threads"
-            );
-        }
-        // The conflict profile sees no dependency either.
-        let (_, _, profile) = executor
-            .profile_block(state(), &block, &chain, ExecOptions::default())
-            .unwrap();
-        assert_eq!(profile.edges, 0);
-    }
+    let (conflicts, edges) = run_in_parallel(&state(), &block, &chain);
+    assert!(conflicts.iter().all(|c| *c == (0, 0)), "{conflicts:?}");
+    // The conflict profile sees no dependency either.
+    assert_eq!(edges, [0, 0]);
 }
 
 #[test]
@@ -155,25 +180,7 @@ fn a_credited_account_that_spends_sees_every_credit() {
     txs.push(transfer(n + 1, payer(3), payer(3), 7, 1));
     txs.push(transfer(n + 2, fresh, payer(9), 10_000, 0));
     txs.push(transfer(n + 3, deposit_address(), payer(1), received(), 1));
-    let block = block(txs);
-    let mut pre = state();
-    // Gas for the deposit address and the fresh one (they receive only value).
-    pre.insert_account(
-        deposit_address(),
-        AccountInfo::with_balance(U256::from(10_000_000u64)),
-        [],
-    );
-    let sequential = execute_block(&pre, &block, &chain, ExecOptions::default()).unwrap();
-    assert!(sequential.receipts.iter().all(|r| r.success));
-    for threads in [2, 4] {
-        let executor = executor(threads);
-        for _ in 0..20 {
-            let (parallel, _) = executor
-                .execute_block(&pre, &block, &chain, ExecOptions::default())
-                .unwrap();
-            assert_eq!(parallel, sequential, "{threads} threads");
-        }
-    }
+    run_in_parallel(&funded_state(), &block(txs), &chain);
 }
 
 #[test]
@@ -190,31 +197,7 @@ fn a_paid_address_pays_without_depending_on_its_credits() {
     for (i, tx) in txs.iter_mut().enumerate() {
         tx.hash = B256::with_last_byte(i as u8);
     }
-    let block = block(txs);
-    let mut pre = state();
-    pre.insert_account(
-        deposit_address(),
-        AccountInfo::with_balance(U256::from(10_000_000u64)),
-        [],
-    );
-    let sequential = execute_block(&pre, &block, &chain, ExecOptions::default()).unwrap();
-    assert!(sequential.receipts.iter().all(|r| r.success));
-    for threads in [2, 4] {
-        let executor = executor(threads);
-        for _ in 0..20 {
-            let (parallel, stats) = executor
-                .execute_block(&pre, &block, &chain, ExecOptions::default())
-                .unwrap();
-            assert_eq!(parallel, sequential, "{threads} threads");
-            assert_eq!(
-                (stats.reexecutions, stats.validation_failures),
-                (0, 0),
-                "{threads} threads"
-            );
-        }
-        let (_, _, profile) = executor
-            .profile_block(&pre, &block, &chain, ExecOptions::default())
-            .unwrap();
-        assert_eq!(profile.edges, 0);
-    }
+    let (conflicts, edges) = run_in_parallel(&funded_state(), &block(txs), &chain);
+    assert!(conflicts.iter().all(|c| *c == (0, 0)), "{conflicts:?}");
+    assert_eq!(edges, [0, 0]);
 }
