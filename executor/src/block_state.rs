@@ -278,15 +278,24 @@ impl<S: StateReader> BlockState<S> {
 
     fn diff_parallel(&self) -> StateDiff {
         use rayon::prelude::*;
-        let touched: Vec<(&Address, &CachedAccount)> = self.accounts.iter().collect();
-        let mut changed: Vec<(Address, AccountDiff)> = touched
+        // Ordered first, as small (address, pointer) pairs; then one diff per
+        // account into a vector of exactly that length: neither vector grows
+        // (growing one faulted fresh pages in on every big block).
+        let mut touched: Vec<(Address, &CachedAccount)> = self
+            .accounts
+            .iter()
+            .map(|(address, account)| (*address, account))
+            .collect();
+        touched.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let diffs: Vec<Option<(Address, AccountDiff)>> = touched
             .par_iter()
             .with_min_len(PARALLEL_DIFF_CHUNK)
-            .filter_map(|(address, account)| account_diff(address, account))
+            .map(|(address, account)| account_diff(address, account))
             .collect();
-        changed.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut changed = Vec::with_capacity(diffs.iter().flatten().count());
+        changed.extend(diffs.into_iter().flatten());
         StateDiff {
-            // Already in order: the map is built in one pass.
+            // Already in order: the map is built in one pass, in place.
             accounts: changed.into_iter().collect(),
             codes: self.new_codes(),
         }

@@ -712,7 +712,9 @@ fn execute_with<'a, S: StateReader>(
                     }
                 }
             }
-            let mut writes = extract_writes(&changes, &db.accounts, tx);
+            // The credit and the debit follow the writes revm reported.
+            let deltas = usize::from(credit.is_some()) + usize::from(debit.is_some());
+            let mut writes = extract_writes(&changes, &db.accounts, tx, deltas);
             if let Some((to, value)) = credit {
                 writes.push((Location::Account(to), Value::Delta(Delta::Credit(value))));
             }
@@ -790,14 +792,16 @@ fn take_debit(
 }
 
 /// Turns revm's state changes into versioned writes, following the same rules
-/// as [`crate::BlockState`]'s commit.
+/// as [`crate::BlockState`]'s commit; with room for `extra` more, so that
+/// appending a transfer's deltas does not reallocate.
 fn extract_writes(
     changes: &TxChanges,
     read: &HashMap<Address, AccountValue>,
     tx: TxIdx,
+    extra: usize,
 ) -> Vec<(Location, Value)> {
     let slots: usize = changes.0.iter().map(|c| c.storage.len()).sum();
-    let mut writes = Vec::with_capacity(changes.0.len() + slots);
+    let mut writes = Vec::with_capacity(changes.0.len() + slots + extra);
     for change in &changes.0 {
         let address = change.address;
         let before = read.get(&address).copied().unwrap_or(AccountValue {
