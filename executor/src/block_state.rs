@@ -104,11 +104,24 @@ impl<S: StateReader> BlockState<S> {
     }
 
     fn cached(&mut self, address: Address) -> Result<&mut CachedAccount, DbError> {
+        self.cached_known(address, None)
+    }
+
+    /// [`Self::cached`], taking the block-start record from `known` instead
+    /// of the base when the account is not cached yet and `known` has it.
+    fn cached_known(
+        &mut self,
+        address: Address,
+        known: Option<Option<AccountInfo>>,
+    ) -> Result<&mut CachedAccount, DbError> {
         use std::collections::hash_map::Entry;
         Ok(match self.accounts.entry(address) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
-                let original = self.base.account(&address)?;
+                let original = match known {
+                    Some(original) => original,
+                    None => self.base.account(&address)?,
+                };
                 e.insert(CachedAccount {
                     original,
                     info: original,
@@ -326,10 +339,7 @@ impl<S: StateReader> BlockState<S> {
         change: AccountChange,
         known: impl Fn(&Address) -> Option<Option<AccountInfo>>,
     ) -> Result<(), DbError> {
-        if let Some(original) = known(&change.address) {
-            self.cache_original(change.address, original);
-        }
-        let cached = self.cached(change.address)?;
+        let cached = self.cached_known(change.address, known(&change.address))?;
         match change.kind {
             ChangeKind::SelfDestructed => {
                 cached.info = None;
@@ -355,6 +365,11 @@ impl<S: StateReader> BlockState<S> {
         let old_code_hash = cached.info.map(|i| i.code_hash);
         let info = change.info;
         cached.info = Some(info);
+        if cached.storage.is_empty() {
+            // Sized once: an account first cached here (the parallel
+            // executor's commit) would otherwise grow its map slot by slot.
+            cached.storage.reserve(change.storage.len());
+        }
         for (slot, original, present) in change.storage {
             cached
                 .storage
