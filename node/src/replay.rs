@@ -338,11 +338,16 @@ impl Report {
     /// A report over these block reports, with its summary computed.
     pub fn from_blocks(mut blocks: Vec<BlockReport>) -> Self {
         blocks.sort_by_key(|b| b.number);
-        let sequential_ms: f64 = blocks.iter().filter_map(|r| r.sequential_ms).sum();
+        // Folded from +0.0: a float sum of nothing is -0.0, which the table
+        // would print as "-0.0 ms" when no block ran.
+        let total = |ms: fn(&BlockReport) -> Option<f64>| {
+            blocks.iter().filter_map(ms).fold(0.0, |sum, ms| sum + ms)
+        };
+        let sequential_ms = total(|r| r.sequential_ms);
         let parallel_ms = blocks
             .iter()
             .any(|r| r.parallel_ms.is_some())
-            .then(|| blocks.iter().filter_map(|r| r.parallel_ms).sum::<f64>());
+            .then(|| total(|r| r.parallel_ms));
         let gas_used: u64 = blocks.iter().map(|r| r.gas_used).sum();
         let summary = Summary {
             blocks: blocks.len(),
@@ -372,5 +377,17 @@ pub fn mgas_per_s(gas: u64, ms: f64) -> f64 {
         gas as f64 / 1e6 / (ms / 1e3)
     } else {
         0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_summary_of_no_timed_block_is_plus_zero() {
+        let summary = Report::from_blocks(Vec::new()).summary;
+        assert!(summary.sequential_ms.is_sign_positive());
+        assert_eq!(format!("{:.1}", summary.sequential_ms), "0.0");
     }
 }
