@@ -325,13 +325,9 @@ impl<S: StateReader> BlockState<S> {
     /// account is cached already, sparing a read of the base. `original`
     /// must be exactly what the base holds.
     pub fn cache_original(&mut self, address: Address, original: Option<AccountInfo>) {
-        self.accounts
-            .entry(address)
-            .or_insert_with(|| CachedAccount {
-                original,
-                info: original,
-                ..Default::default()
-            });
+        // With the original given, caching never reads the base, so it
+        // cannot fail.
+        let _ = self.cached_known(address, Some(original));
     }
 
     fn commit_account(
