@@ -56,6 +56,16 @@ pub struct CachedState {
     new_codes: B256Map<Bytes>,
 }
 
+/// A state split by [`BlockState::detach`]: some accounts kept as they are
+/// cached, the diff of the others as a sorted list.
+#[derive(Debug)]
+pub struct Detached {
+    /// The accounts asked for (those cached), with the state's code.
+    pub kept: CachedState,
+    /// What the state changed in every other account, sorted by address.
+    pub diff: Vec<(Address, AccountDiff)>,
+}
+
 /// Block-scoped state over a base [`StateReader`]; see the module docs.
 #[derive(Debug)]
 pub struct BlockState<S> {
@@ -67,6 +77,19 @@ pub struct BlockState<S> {
     /// A backend error met where revm gives no way to report it (the EIP-7610
     /// storage probe); the executor checks it after every transaction.
     deferred_error: Option<DbError>,
+    /// Accounts whose whole storage was probed (EIP-7610), in probe order:
+    /// a read of every slot, for the partitioned executor's conflict check.
+    probes: Vec<Address>,
+}
+
+/// A location a transaction changed, as [`BlockState::commit_changes_tracked`]
+/// reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// The account's record (balance, nonce, code, existence; a wipe).
+    Account(Address),
+    /// One storage slot.
+    Slot(Address, U256),
 }
 
 impl<S: StateReader> BlockState<S> {
@@ -84,6 +107,7 @@ impl<S: StateReader> BlockState<S> {
             shared_code,
             new_codes: B256Map::default(),
             deferred_error: None,
+            probes: Vec::new(),
         }
     }
 
@@ -101,6 +125,32 @@ impl<S: StateReader> BlockState<S> {
     /// The state the block started from.
     pub fn base(&self) -> &S {
         &self.base
+    }
+
+    /// Whether `address` was read or written through this state (every
+    /// account revm loads is cached).
+    pub fn is_cached(&self, address: &Address) -> bool {
+        self.accounts.contains_key(address)
+    }
+
+    /// Whether `slot` of `address` was read or written through this state
+    /// and is still cached (a wipe drops an account's slots, but a wipe is a
+    /// write of the account itself).
+    pub fn is_slot_cached(&self, address: &Address, slot: &U256) -> bool {
+        self.accounts
+            .get(address)
+            .is_some_and(|a| a.storage.contains_key(slot))
+    }
+
+    /// How many accounts this state holds (read or written).
+    pub fn cached_accounts(&self) -> usize {
+        self.accounts.len()
+    }
+
+    /// Accounts whose storage as a whole was probed (EIP-7610 collision
+    /// checks).
+    pub fn probed(&self) -> &[Address] {
+        &self.probes
     }
 
     fn cached(&mut self, address: Address) -> Result<&mut CachedAccount, DbError> {
@@ -183,6 +233,39 @@ impl<S: StateReader> BlockState<S> {
         Ok(())
     }
 
+    /// Adds each of `amounts` to `address` in turn, exactly as one
+    /// [`Self::increment_balance`] per amount would (the beneficiary's fees,
+    /// in block order). Once the account exists and is not empty (from
+    /// Spurious Dragon on; before it, once it exists) an increment only
+    /// raises its balance, so the remaining amounts are added as one sum.
+    pub fn increment_balance_each(
+        &mut self,
+        address: Address,
+        amounts: &[U256],
+        spec: SpecId,
+    ) -> Result<(), DbError> {
+        let mut rest = amounts;
+        while let Some((first, tail)) = rest.split_first() {
+            self.increment_balance(address, *first, spec)?;
+            rest = tail;
+            let settled = self
+                .accounts
+                .get(&address)
+                .and_then(|a| a.info)
+                .is_some_and(|i| !i.is_empty() || spec < SpecId::SPURIOUS_DRAGON);
+            if settled {
+                break;
+            }
+        }
+        if rest.is_empty() {
+            return Ok(());
+        }
+        let sum = rest
+            .iter()
+            .fold(U256::ZERO, |sum, a| sum.saturating_add(*a));
+        self.increment_balance(address, sum, spec)
+    }
+
     /// Lowers `address`'s balance by `amount` and sets its nonce (a plain
     /// transfer's sender, see [`crate::mv_memory::Delta::Debit`]). The
     /// account must exist and hold at least `amount`.
@@ -203,6 +286,39 @@ impl<S: StateReader> BlockState<S> {
             .ok_or(DbError::Inconsistent("debit beyond the balance"))?;
         info.nonce = nonce;
         Ok(())
+    }
+
+    /// The accounts this state holds.
+    pub fn cached_addresses(&self) -> impl Iterator<Item = &Address> {
+        self.accounts.keys()
+    }
+
+    /// Splits this state: the accounts in `keep` (those cached) stay as
+    /// they are, with the state's code, for a later merge; of the others
+    /// only what they changed is kept, as a diff sorted by address (built
+    /// on the calling thread: the partitioned executor detaches its groups'
+    /// states on all cores at once).
+    pub fn detach(mut self, keep: &[Address]) -> Detached {
+        let mut kept = HashMap::default();
+        for address in keep {
+            if let Some(account) = self.accounts.remove(address) {
+                kept.insert(*address, account);
+            }
+        }
+        let mut touched: Vec<(&Address, &CachedAccount)> = self.accounts.iter().collect();
+        touched.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let diff = touched
+            .into_iter()
+            .filter_map(|(address, account)| account_diff(address, account))
+            .collect();
+        Detached {
+            kept: CachedState {
+                accounts: kept,
+                code_cache: std::mem::take(&mut self.code_cache),
+                new_codes: std::mem::take(&mut self.new_codes),
+            },
+            diff,
+        }
     }
 
     /// What this state cached, without its base (see [`BlockState::absorb`]).
@@ -232,27 +348,42 @@ impl<S: StateReader> BlockState<S> {
                 }
                 Entry::Occupied(mut e) => {
                     let after = std::mem::replace(e.get_mut(), before);
-                    let merged = e.get_mut();
-                    if after.storage_cleared {
-                        merged.storage_cleared = true;
-                        merged.storage.clear();
-                    }
-                    merged.info = after.info;
-                    for (slot, value) in after.storage {
-                        merged
-                            .storage
-                            .entry(slot)
-                            .and_modify(|s| s.present = value.present)
-                            .or_insert(value);
-                    }
+                    merge_later(e.get_mut(), after);
                 }
             }
         }
         self.accounts = accounts;
-        for (hash, code) in other.code_cache {
+        self.absorb_codes(other.code_cache, other.new_codes);
+    }
+
+    /// Applies a sibling's changes on top of this state: `other` was built
+    /// over the same view this state's latest changes were (the partitioned
+    /// executor's groups, all over the pre-block state), and no account or
+    /// slot that one of them changed was read or written by the other (the
+    /// caller checked). Accounts both only read keep one entry, with the
+    /// slots either read.
+    ///
+    /// Costs one map operation per account of `other`: absorb the largest
+    /// state with [`Self::absorb`] and the smaller ones with this.
+    pub fn absorb_sibling(&mut self, other: CachedState) {
+        use std::collections::hash_map::Entry;
+        self.accounts.reserve(other.accounts.len());
+        for (address, after) in other.accounts {
+            match self.accounts.entry(address) {
+                Entry::Vacant(e) => {
+                    e.insert(after);
+                }
+                Entry::Occupied(mut e) => merge_later(e.get_mut(), after),
+            }
+        }
+        self.absorb_codes(other.code_cache, other.new_codes);
+    }
+
+    fn absorb_codes(&mut self, code_cache: B256Map<Bytecode>, new_codes: B256Map<Bytes>) {
+        for (hash, code) in code_cache {
             self.code_cache.entry(hash).or_insert(code);
         }
-        self.new_codes.extend(other.new_codes);
+        self.new_codes.extend(new_codes);
     }
 
     /// Takes the backend error recorded during the last transaction, if any.
@@ -334,13 +465,21 @@ impl<S: StateReader> BlockState<S> {
         &mut self,
         change: AccountChange,
         known: impl Fn(&Address) -> Option<Option<AccountInfo>>,
+        mut written: Option<&mut Vec<Written>>,
     ) -> Result<(), DbError> {
-        let cached = self.cached_known(change.address, known(&change.address))?;
+        let address = change.address;
+        let cached = self.cached_known(address, known(&address))?;
+        let mut wrote = |location| {
+            if let Some(written) = written.as_deref_mut() {
+                written.push(location);
+            }
+        };
         match change.kind {
             ChangeKind::SelfDestructed => {
                 cached.info = None;
                 cached.storage_cleared = true;
                 cached.storage.clear();
+                wrote(Written::Account(address));
                 return Ok(());
             }
             ChangeKind::Emptied => {
@@ -349,14 +488,23 @@ impl<S: StateReader> BlockState<S> {
                     cached.info = None;
                     cached.storage_cleared = true;
                     cached.storage.clear();
+                    wrote(Written::Account(address));
                 }
                 return Ok(());
             }
             ChangeKind::Created => {
                 cached.storage_cleared = true;
                 cached.storage.clear();
+                wrote(Written::Account(address));
             }
-            ChangeKind::Updated => {}
+            ChangeKind::Updated => {
+                if cached.info != Some(change.info) {
+                    wrote(Written::Account(address));
+                }
+            }
+        }
+        for (slot, _, _) in &change.storage {
+            wrote(Written::Slot(address, *slot));
         }
         let old_code_hash = cached.info.map(|i| i.code_hash);
         let info = change.info;
@@ -398,9 +546,41 @@ impl<S: StateReader> BlockState<S> {
         known: impl Fn(&Address) -> Option<Option<AccountInfo>>,
     ) -> Result<(), DbError> {
         for change in changes.0 {
-            self.commit_account(change, &known)?;
+            self.commit_account(change, &known, None)?;
         }
         Ok(())
+    }
+
+    /// Like [`Self::commit_changes`], and appends to `written` every account
+    /// and slot whose value the changes set (an account whose record they
+    /// leave as it was is not written; a wipe is a write of the account).
+    pub fn commit_changes_tracked(
+        &mut self,
+        changes: TxChanges,
+        written: &mut Vec<Written>,
+    ) -> Result<(), DbError> {
+        for change in changes.0 {
+            self.commit_account(change, |_| None, Some(written))?;
+        }
+        Ok(())
+    }
+}
+
+/// Merges `after`, an account as a later state left it, into `merged`, the
+/// same account as an earlier one left it: the block-start record and slot
+/// values stay the earlier state's, the current ones become the later's.
+fn merge_later(merged: &mut CachedAccount, after: CachedAccount) {
+    if after.storage_cleared {
+        merged.storage_cleared = true;
+        merged.storage.clear();
+    }
+    merged.info = after.info;
+    for (slot, value) in after.storage {
+        merged
+            .storage
+            .entry(slot)
+            .and_modify(|s| s.present = value.present)
+            .or_insert(value);
     }
 }
 
@@ -454,6 +634,7 @@ pub fn revm_account_info(info: AccountInfo, code: Option<Bytecode>) -> RevmAccou
 
 impl<S: StateReader> StorageProbe for BlockState<S> {
     fn has_storage(&mut self, address: Address) -> bool {
+        self.probes.push(address);
         let cached_non_zero = |a: &CachedAccount| a.storage.values().any(|s| !s.present.is_zero());
         if let Some(account) = self.accounts.get(&address) {
             if cached_non_zero(account) {

@@ -28,6 +28,7 @@ use crate::{
     commit::{CommittedBlock, Committer},
     error::ExecError,
     mv_memory::{Location, MvMemory, Value},
+    partition::{self, Grouping, Plan, Target},
     profile::{self, BlockProfile, TxTrace},
     scheduler::{lock, Scheduler, Task, TxIdx},
     sequential::{self, finish_block, tx_error, ExecOptions},
@@ -35,6 +36,7 @@ use crate::{
     vm::{self, Incarnated, ReadRecord, Shared, TxOutcome},
     ChainConfig,
 };
+use alloy_primitives::Address;
 use pel_state::{DiffOverlay, StateReader};
 use revm::context::result::EVMError;
 use std::{
@@ -48,6 +50,12 @@ pub struct ParallelStats {
     /// The block ran through the parallel phase (false: the cost model chose
     /// the sequential executor).
     pub parallel: bool,
+    /// The block ran on the partitioned fast path (see [`crate::partition`]).
+    pub partitioned: bool,
+    /// The partitioned fast path was tried and given up (a conflict, a
+    /// failed transaction or a block limit), so the block ran through
+    /// Block-STM.
+    pub partition_abandoned: bool,
     /// Aborted incarnations (each is re-executed).
     pub reexecutions: usize,
     /// Validations that found a changed read.
@@ -59,6 +67,23 @@ pub struct ParallelStats {
     /// serial work the parallel phase spread over its threads (0 when the
     /// block did not run in parallel).
     pub work_ns: u64,
+}
+
+impl ParallelStats {
+    /// The path the block took: `sequential` (the cost model's choice),
+    /// `partitioned`, `block-stm`, or `fell-back` (Block-STM gave up on a
+    /// dependent block and executed the rest in order).
+    pub fn path(&self) -> &'static str {
+        if self.partitioned {
+            "partitioned"
+        } else if !self.parallel {
+            "sequential"
+        } else if self.fell_back {
+            "fell-back"
+        } else {
+            "block-stm"
+        }
+    }
 }
 
 /// Whether a run records the block's conflict profile.
@@ -91,6 +116,56 @@ pub struct CostModel {
     /// (a dependent block; see `Scheduler::mostly_aborting`); `None` never
     /// gives up.
     pub fallback_min_aborts: Option<usize>,
+    /// When to try the partitioned fast path ([`crate::partition`]) before
+    /// Block-STM; `None` never tries it.
+    pub partition: Option<PartitionPolicy>,
+}
+
+/// When the partitioned fast path is tried.
+#[derive(Clone, Copy, Debug)]
+pub struct PartitionPolicy {
+    /// Blocks with fewer transactions skip it.
+    pub min_txs: usize,
+    /// Blocks using less gas than this (the header's gas used, or the sum of
+    /// gas limits when unknown) skip it.
+    pub min_gas: u64,
+    /// The least speedup the plan must allow (total gas limit over the
+    /// heaviest bin's).
+    pub min_predicted: f64,
+    /// The largest share of the block's gas limit the group of calls into
+    /// contracts that call others may hold. On the captured mainnet blocks
+    /// that group took 75-90% of the execution time where its gas limits
+    /// said 40-60% (its bins came out unbalanced), and it is where plans
+    /// conflicted; Block-STM, which balances by itself, ran those blocks
+    /// faster.
+    pub max_reaching: f64,
+    /// How transactions are grouped.
+    pub grouping: Grouping,
+}
+
+impl Default for PartitionPolicy {
+    fn default() -> Self {
+        Self {
+            min_txs: 16,
+            min_gas: 4_000_000,
+            min_predicted: 1.6,
+            max_reaching: 0.1,
+            grouping: Grouping::Keys,
+        }
+    }
+}
+
+impl PartitionPolicy {
+    /// Try every block, whatever its plan allows: tests.
+    pub fn always(grouping: Grouping) -> Self {
+        Self {
+            min_txs: 0,
+            min_gas: 0,
+            min_predicted: 0.0,
+            max_reaching: 1.0,
+            grouping,
+        }
+    }
 }
 
 impl Default for CostModel {
@@ -100,6 +175,7 @@ impl Default for CostModel {
             min_gas: 4_000_000,
             min_gas_per_tx: 33_000,
             fallback_min_aborts: Some(16),
+            partition: Some(PartitionPolicy::default()),
         }
     }
 }
@@ -113,6 +189,7 @@ impl CostModel {
             min_gas: 0,
             min_gas_per_tx: 0,
             fallback_min_aborts: None,
+            partition: None,
         }
     }
 
@@ -121,8 +198,29 @@ impl CostModel {
     pub fn forced() -> Self {
         Self {
             fallback_min_aborts: CostModel::default().fallback_min_aborts,
+            partition: CostModel::default().partition,
             ..Self::always()
         }
+    }
+
+    /// The partitioned plan for `block` on `threads` threads, when the policy
+    /// says to try one.
+    pub fn partition_plan(
+        &self,
+        block: &BlockInput,
+        threads: usize,
+        target: impl FnMut(Address) -> Target,
+    ) -> Option<Plan> {
+        let policy = self.partition?;
+        if threads < 2
+            || block.transactions.len() < policy.min_txs
+            || block_gas(block) < policy.min_gas
+        {
+            return None;
+        }
+        partition::plan(block, threads, policy.grouping, target).filter(|plan| {
+            plan.predicted >= policy.min_predicted && plan.reaching <= policy.max_reaching
+        })
     }
 
     /// Whether `block` should run in parallel on `threads` threads.
@@ -131,14 +229,24 @@ impl CostModel {
         if threads < 2 && self.min_txs > 0 {
             return false;
         }
-        let gas = if block.header.gas_used > 0 {
-            block.header.gas_used
-        } else {
-            block.transactions.iter().map(|t| t.env.gas_limit).sum()
-        };
+        let gas = block_gas(block);
         txs >= self.min_txs
             && gas >= self.min_gas
             && gas >= self.min_gas_per_tx.saturating_mul(txs as u64)
+    }
+}
+
+/// The gas a block uses: its header's, or the sum of its gas limits when the
+/// header does not say (a block being built).
+fn block_gas(block: &BlockInput) -> u64 {
+    if block.header.gas_used > 0 {
+        block.header.gas_used
+    } else {
+        block
+            .transactions
+            .iter()
+            .map(|t| t.env.gas_limit)
+            .fold(0, u64::saturating_add)
     }
 }
 
@@ -160,6 +268,8 @@ pub struct ParallelExecutor {
     spare_mv: Arc<Mutex<Option<MvMemory>>>,
     /// When to fall back to the sequential executor.
     pub cost_model: CostModel,
+    /// What each code (by hash) may reach, as the partitioned plan asks.
+    targets: Mutex<alloy_primitives::map::B256Map<Target>>,
 }
 
 /// The executor could not start its threads.
@@ -218,12 +328,36 @@ impl ParallelExecutor {
             threads,
             spare_mv: Arc::default(),
             cost_model: CostModel::default(),
+            targets: Mutex::default(),
         })
     }
 
     /// Number of worker threads.
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// What the target of a call may reach, by its code (see
+    /// [`partition::classify`]); a state error counts as reaching anything.
+    fn classify<S: StateReader>(&self, state: &S, code: &crate::CodeCache, to: Address) -> Target {
+        let Ok(account) = state.account(&to) else {
+            return Target::Reaching;
+        };
+        let Some(hash) = account.filter(|a| !a.has_no_code()).map(|a| a.code_hash) else {
+            return Target::Account;
+        };
+        if let Some(target) = lock(&self.targets).get(&hash) {
+            return *target;
+        }
+        let target = match code.get(&hash) {
+            Some(analysed) => partition::classify(&analysed.original_bytes()),
+            None => match state.code(&hash) {
+                Ok(Some(raw)) => partition::classify(&raw),
+                _ => Target::Reaching,
+            },
+        };
+        lock(&self.targets).insert(hash, target);
+        target
     }
 
     /// Executes `block` on `state`; the output equals the sequential executor's.
@@ -279,7 +413,17 @@ impl ParallelExecutor {
         options: ExecOptions,
         profiling: Profiling,
     ) -> Result<(BlockOutput, ParallelStats, Option<BlockProfile>), ExecError> {
-        if profiling != Profiling::Forced && !self.cost_model.parallel(block, self.threads) {
+        let code = options.code_cache.clone().unwrap_or_default();
+        let plan = match profiling {
+            Profiling::Forced => None,
+            _ => self
+                .cost_model
+                .partition_plan(block, self.threads, |to| self.classify(&state, &code, to)),
+        };
+        if plan.is_none()
+            && profiling != Profiling::Forced
+            && !self.cost_model.parallel(block, self.threads)
+        {
             let output = sequential::execute_block(state, block, chain, options)?;
             return Ok((output, ParallelStats::default(), None));
         }
@@ -290,7 +434,6 @@ impl ParallelExecutor {
         let keep_writes = profiling != Profiling::Off;
         let header = &block.header;
         let spec = chain.spec_at(header.number, header.timestamp);
-        let code = options.code_cache.clone().unwrap_or_default();
 
         // 1. Pre-block system calls.
         let mut evm = system::new_evm(
@@ -300,9 +443,48 @@ impl ParallelExecutor {
             spec,
         );
         system::pre_block_calls(&mut evm, header, spec)?;
-        let pre_block = evm.ctx.journaled_state.inner.database.diff();
+
+        // 2a. The partitioned fast path, when the plan says the block splits.
+        let mut partition_abandoned = false;
+        if let Some(plan) = plan {
+            let job = partition::Job {
+                pool: &self.pool,
+                block,
+                chain,
+                spec,
+                options: &options,
+                code: &code,
+                plan: &plan,
+            };
+            match partition::run(&job, evm)? {
+                partition::Outcome::Done(output, work_ns) => {
+                    let stats = ParallelStats {
+                        parallel: true,
+                        partitioned: true,
+                        work_ns,
+                        ..ParallelStats::default()
+                    };
+                    return Ok((output, stats, None));
+                }
+                partition::Outcome::Abandoned(_, back) => {
+                    evm = *back;
+                    partition_abandoned = true;
+                }
+            }
+            if !self.cost_model.parallel(block, self.threads) {
+                let state = evm.ctx.journaled_state.inner.database.base();
+                let output = sequential::execute_block(state, block, chain, options)?;
+                let stats = ParallelStats {
+                    partition_abandoned,
+                    ..ParallelStats::default()
+                };
+                return Ok((output, stats, None));
+            }
+        }
+        let max_blob_gas = sequential::max_blob_gas(chain, spec, header.timestamp);
 
         // 2. The parallel phase, committing final results as they come.
+        let pre_block = evm.ctx.journaled_state.inner.database.diff();
         let n = block.transactions.len();
         let slots: Vec<Mutex<TxSlot>> = (0..n).map(|_| Mutex::default()).collect();
         let mv = match lock(&self.spare_mv).take() {
@@ -314,7 +496,6 @@ impl ParallelExecutor {
         };
         let same_sender = previous_by_sender(block);
         let scheduler = Scheduler::new(n);
-        let max_blob_gas = sequential::max_blob_gas(chain, spec, header.timestamp);
         let base = DiffOverlay::new(evm.ctx.journaled_state.inner.database.base(), &pre_block);
         let mut commit_state = BlockState::with_code_cache(&base, code.clone());
         commit_state.reserve_for_block(n);
@@ -366,6 +547,8 @@ impl ParallelExecutor {
         let mut garbage = Vec::new();
         let mut stats = ParallelStats {
             parallel: true,
+            partitioned: false,
+            partition_abandoned,
             reexecutions: scheduler.aborts(),
             validation_failures: scheduler.validation_failures(),
             fell_back: false,

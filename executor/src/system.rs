@@ -164,6 +164,25 @@ pub fn post_block_calls<S: StateReader>(
     Ok(outputs)
 }
 
+/// The accounts the post-block steps touch on a chain with the standard
+/// system contracts: the request predeploys and the system caller, the
+/// withdrawals' recipients, and with `rewards` the beneficiary and ommers'.
+pub fn post_block_accounts(block: &crate::BlockInput, rewards: bool) -> Vec<Address> {
+    let mut accounts = vec![
+        eip4788::SYSTEM_ADDRESS,
+        eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
+        eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
+    ];
+    if let Some(withdrawals) = &block.withdrawals {
+        accounts.extend(withdrawals.iter().map(|w| w.address));
+    }
+    if rewards {
+        accounts.push(block.header.beneficiary);
+        accounts.extend(block.ommers.iter().map(|o| o.beneficiary));
+    }
+    accounts
+}
+
 /// Credits withdrawals (amounts are in gwei).
 pub fn apply_withdrawals<S: StateReader>(
     state: &mut BlockState<S>,

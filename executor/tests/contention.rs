@@ -13,7 +13,7 @@ use alloy_consensus::Header;
 use alloy_primitives::{Address, Bytes, TxKind, B256, U256};
 use pel_executor::{
     execute_block, revm::context::TxEnv, sequential::ExecOptions, BlockInput, BlockOutput,
-    ChainConfig, CostModel, Fork, ParallelExecutor, PreparedTx,
+    ChainConfig, CostModel, Fork, Grouping, ParallelExecutor, PartitionPolicy, PreparedTx,
 };
 use pel_state::{AccountInfo, InMemoryState};
 use proptest::prelude::*;
@@ -398,16 +398,24 @@ fn run_parallel(
 /// 2 and 4 threads running every block to its end, and 2 threads giving up
 /// at the first sign of contention, so that the fall-back (the rest of the
 /// block in order, on top of the committed prefix) runs on contended blocks
-/// from every point of the block.
+/// from every point of the block; then the partitioned fast path tried on
+/// every block, with its usual grouping and with a grouping by sender alone
+/// that ignores shared targets, so that its conflict check must catch them.
 fn executors() -> Vec<ParallelExecutor> {
     let eager_fallback = CostModel {
         fallback_min_aborts: Some(1),
+        ..CostModel::always()
+    };
+    let partitioned = |grouping| CostModel {
+        partition: Some(PartitionPolicy::always(grouping)),
         ..CostModel::always()
     };
     [
         (2, CostModel::always()),
         (4, CostModel::always()),
         (2, eager_fallback),
+        (2, partitioned(Grouping::Keys)),
+        (3, partitioned(Grouping::SenderOnly)),
     ]
     .into_iter()
     .map(|(t, cost_model)| {
@@ -486,6 +494,83 @@ proptest! {
         if let Some(next) = block.transactions.get(included) {
             prop_assert!(next.env.gas_limit > gas_limit - filled.gas_used);
         }
+    }
+}
+
+/// The partitioned fast path runs where its groups are independent, and gives
+/// up, leaving the block to Block-STM with the same result, where they are
+/// not: two senders counting on one slot (split apart by a grouping by
+/// sender alone), and a child created in one group and called in another.
+#[test]
+fn the_partitioned_path_runs_or_gives_up_with_the_same_result() {
+    let chain = ChainConfig::single_fork(1, Fork::Cancun);
+    let executor = |grouping| {
+        let mut e = ParallelExecutor::new(2).unwrap();
+        e.cost_model = CostModel {
+            partition: Some(PartitionPolicy::always(grouping)),
+            ..CostModel::always()
+        };
+        e
+    };
+    let cases = [
+        (
+            Grouping::Keys,
+            vec![
+                Op::Transfer {
+                    from: 0,
+                    to: 1,
+                    value: 10,
+                },
+                Op::Transfer {
+                    from: 2,
+                    to: 3,
+                    value: 20,
+                },
+                Op::Count { from: 4, slot: 0 },
+            ],
+            true,
+        ),
+        (
+            Grouping::SenderOnly,
+            vec![
+                Op::Count { from: 0, slot: 1 },
+                Op::Count { from: 1, slot: 1 },
+            ],
+            false,
+        ),
+        (
+            Grouping::Keys,
+            vec![
+                Op::Create2 { from: 0, salt: 1 },
+                Op::PokeChild { from: 1, salt: 1 },
+            ],
+            false,
+        ),
+        (
+            Grouping::Keys,
+            vec![
+                Op::Transfer {
+                    from: 0,
+                    to: 1,
+                    value: 10,
+                },
+                Op::Read { from: 2 },
+            ],
+            false,
+        ),
+    ];
+    for (grouping, ops, independent) in cases {
+        let block = block(&ops, Fork::Cancun, 10);
+        let sequential = run_sequential(&block, &chain).unwrap();
+        let (parallel, stats) = executor(grouping)
+            .execute_block(state(), &block, &chain, ExecOptions::default())
+            .unwrap();
+        assert_eq!(parallel, sequential, "{ops:?}");
+        assert_eq!(stats.partitioned, independent, "{ops:?}: {stats:?}");
+        assert_eq!(
+            stats.partition_abandoned, !independent,
+            "{ops:?}: {stats:?}"
+        );
     }
 }
 

@@ -1,0 +1,858 @@
+//! Partitioned execution: the parallel executor's fast path for blocks whose
+//! transactions fall into groups that touch disjoint state.
+//!
+//! Block-STM pays for its generality on every transaction: each read goes
+//! through the multi-version memory, each write is recorded there, each
+//! result is validated and then committed in block order by one thread. When
+//! a block's transactions can be told apart before they run (transfers
+//! between different accounts, ERC-20 transfers between different holders,
+//! calls to different contracts), none of that is needed: each worker
+//! executes its share of the block in order, exactly as the sequential
+//! executor does, on its own [`BlockState`] over the pre-block state, and the
+//! shares are checked for conflicts and merged afterwards.
+//!
+//! 1. **Plan** ([`plan`]): transactions that share a *key* go into one group
+//!    (union-find): the sender; the target of a call, unless the call is an
+//!    ERC-20 `transfer`, `transferFrom` or `approve` without value, which is
+//!    keyed by the token and each holder it names instead. Groups are packed
+//!    into one bin per worker, largest first; a bin keeps block order. The
+//!    plan is rejected when the bins would be too uneven to pay, when a
+//!    transaction involves the block beneficiary, or carries EIP-7702
+//!    authorizations.
+//! 2. **Execute**: each bin runs its transactions in block order on its own
+//!    revm and [`BlockState`], with the beneficiary's fee deferred (as in the
+//!    Block-STM path) and every account and slot a transaction changed
+//!    recorded.
+//! 3. **Check**: the bins are independent when no account or slot one bin
+//!    changed was read or written by another (a bin's cache holds every
+//!    account and slot it touched, and the accounts whose whole storage it
+//!    probed), and no bin touched the beneficiary (whose balance depends on
+//!    every fee before a read). Then every transaction saw exactly what it
+//!    would have seen in block order, since nothing it read was changed by a
+//!    transaction outside its bin, and within its bin the order is the
+//!    block's.
+//! 4. **Merge**: the bins' states are absorbed into the pre-block state, the
+//!    fees are paid to the beneficiary in block order, and receipts are built
+//!    with the block's running gas; then the post-block steps shared with the
+//!    sequential executor run.
+//!
+//! Any transaction that fails, a block limit that does not hold, or a
+//! conflict found in step 3 discards the attempt: the caller runs the block
+//! through Block-STM instead. The result is therefore always the sequential
+//! one; a wrong plan only costs time.
+
+use crate::{
+    block::{BlockInput, BlockOutput},
+    block_state::{BlockState, Detached, Written},
+    changes::TxChanges,
+    error::{DbError, ExecError},
+    scheduler::TxIdx,
+    sequential::{self, check_block_limits, finish_block, make_receipt, ExecOptions},
+    system,
+    vm::DeferredFeeHandler,
+    ChainConfig, CodeCache,
+};
+use alloy_primitives::{map::HashMap, Address, U256};
+use pel_state::{AccountDiff, DiffOverlay, StateReader};
+use revm::{
+    context::result::{EVMError, ExecutionResult, InvalidTransaction},
+    context_interface::ContextSetters,
+    handler::{EthFrame, Handler},
+    interpreter::interpreter::EthInterpreter,
+    primitives::{hardfork::SpecId, TxKind},
+    ExecuteEvm,
+};
+use std::collections::BTreeMap;
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Instant,
+};
+
+/// How a plan groups transactions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grouping {
+    /// By sender, call target, and ERC-20 holder (see the module docs).
+    Keys,
+    /// By sender only: a plan that usually conflicts, for tests of the
+    /// conflict check.
+    SenderOnly,
+}
+
+/// Which transactions each worker runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// One bin per worker, each in block order.
+    pub bins: Vec<Vec<TxIdx>>,
+    /// Total gas limit over the heaviest bin's: the speedup the plan allows.
+    pub predicted: f64,
+    /// The share of the block's gas limit in the group of calls into
+    /// contracts that reach others (0 when there are none): the part of the
+    /// block most likely to meet another group somewhere the plan cannot see.
+    pub reaching: f64,
+}
+
+/// What a transaction is grouped by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    /// Everything about one account.
+    Account(Address),
+    /// One holder's entries in one token.
+    Holder(Address, Address),
+    /// Calls into contracts that call other contracts: they may meet
+    /// anywhere (a router and an aggregator swapping on one pool, both
+    /// wrapping ether), so they all share one group.
+    Reaching,
+}
+
+/// What the target of a call may touch besides itself, as far as its code
+/// tells (see [`classify`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// No code: a transfer.
+    Account,
+    /// Code that neither calls, creates nor self-destructs: it changes only
+    /// its own storage and balance (and its caller's, through the
+    /// transaction).
+    SelfContained,
+    /// Code that may call other contracts (or delegated EIP-7702 code).
+    Reaching,
+}
+
+/// Classifies runtime code by the opcodes it holds (`CALL`, `CALLCODE`,
+/// `DELEGATECALL`, `STATICCALL`, `CREATE`, `CREATE2`, `SELFDESTRUCT`),
+/// skipping push data and the compiler's trailing metadata. A wrong answer
+/// only makes a plan conflict (and the block run on Block-STM), never a
+/// wrong result.
+pub fn classify(code: &[u8]) -> Target {
+    if code.is_empty() {
+        return Target::Account;
+    }
+    if code.starts_with(&[0xef, 0x01]) {
+        return Target::Reaching;
+    }
+    // Solidity and Vyper end the code with CBOR metadata and its length.
+    let end = match code.len().checked_sub(2).map(|at| {
+        let len = u16::from_be_bytes([code[at], code[at + 1]]) as usize;
+        (at, len)
+    }) {
+        Some((at, len)) if len <= at && (0xa1..=0xa5).contains(&code[at - len]) => at - len,
+        _ => code.len(),
+    };
+    let mut i = 0;
+    while i < end {
+        match code[i] {
+            0xf0 | 0xf1 | 0xf2 | 0xf4 | 0xf5 | 0xfa | 0xff => return Target::Reaching,
+            op @ 0x60..=0x7f => i += (op - 0x5f) as usize,
+            _ => {}
+        }
+        i += 1;
+    }
+    Target::SelfContained
+}
+
+/// ERC-20 `transfer(address,uint256)`.
+const TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
+/// ERC-20 `transferFrom(address,address,uint256)`.
+const TRANSFER_FROM: [u8; 4] = [0x23, 0xb8, 0x72, 0xdd];
+/// ERC-20 `approve(address,uint256)`.
+const APPROVE: [u8; 4] = [0x09, 0x5e, 0xa7, 0xb3];
+
+/// The `i`-th word of `args` as an address, if it is one.
+fn address_arg(args: &[u8], i: usize) -> Option<Address> {
+    let word = args.get(32 * i..32 * (i + 1))?;
+    word[..12]
+        .iter()
+        .all(|b| *b == 0)
+        .then(|| Address::from_slice(&word[12..]))
+}
+
+/// The holders an ERC-20 call names, when `data` is one of the three calls
+/// with exactly its arguments.
+fn erc20_holders(sender: Address, data: &[u8]) -> Option<[Address; 2]> {
+    let (selector, args) = (data.get(..4)?, &data[4..]);
+    match (selector.try_into().ok()?, args.len()) {
+        (TRANSFER, 64) => Some([sender, address_arg(args, 0)?]),
+        (TRANSFER_FROM, 96) => Some([address_arg(args, 0)?, address_arg(args, 1)?]),
+        (APPROVE, 64) => Some([sender, sender]),
+        _ => None,
+    }
+}
+
+/// Union-find over transaction indices.
+struct Groups {
+    parent: Vec<u32>,
+}
+
+impl Groups {
+    fn find(&mut self, mut x: u32) -> u32 {
+        while self.parent[x as usize] != x {
+            let up = self.parent[self.parent[x as usize] as usize];
+            self.parent[x as usize] = up;
+            x = up;
+        }
+        x
+    }
+
+    fn union(&mut self, a: u32, b: u32) {
+        let (a, b) = (self.find(a), self.find(b));
+        // The lower index is the root: a group is named by its first member.
+        match a.cmp(&b) {
+            std::cmp::Ordering::Less => self.parent[b as usize] = a,
+            std::cmp::Ordering::Greater => self.parent[a as usize] = b,
+            std::cmp::Ordering::Equal => {}
+        }
+    }
+}
+
+/// Groups `block`'s transactions and packs the groups into `bins` bins;
+/// `None` when a transaction rules the fast path out (see the module docs).
+///
+/// `target` tells what a contract call's target may reach; it is asked only
+/// for calls with data that are not ERC-20 transfers or approvals (a call
+/// without data is keyed by its target, whatever it is).
+pub fn plan(
+    block: &BlockInput,
+    bins: usize,
+    grouping: Grouping,
+    mut target: impl FnMut(Address) -> Target,
+) -> Option<Plan> {
+    let n = block.transactions.len();
+    let beneficiary = block.header.beneficiary;
+    if bins < 2 || n < 2 || u32::try_from(n).is_err() {
+        return None;
+    }
+    let mut groups = Groups {
+        parent: (0..n as u32).collect(),
+    };
+    let mut first: HashMap<Key, u32> =
+        HashMap::with_capacity_and_hasher(n.saturating_mul(2), Default::default());
+    let mut key = |groups: &mut Groups, key: Key, tx: u32| {
+        let owner = *first.entry(key).or_insert(tx);
+        if owner != tx {
+            groups.union(owner, tx);
+        }
+    };
+    for (i, tx) in block.transactions.iter().enumerate() {
+        let i = i as u32;
+        let env = &tx.env;
+        if tx.sender == beneficiary || !env.authorization_list.is_empty() {
+            return None;
+        }
+        key(&mut groups, Key::Account(tx.sender), i);
+        if grouping == Grouping::SenderOnly {
+            continue;
+        }
+        if let TxKind::Call(to) = env.kind {
+            if to == beneficiary {
+                return None;
+            }
+            match erc20_holders(tx.sender, &env.data).filter(|_| env.value.is_zero()) {
+                Some(holders) => {
+                    for holder in holders {
+                        key(&mut groups, Key::Holder(to, holder), i);
+                    }
+                }
+                None if env.data.is_empty() => key(&mut groups, Key::Account(to), i),
+                None => match target(to) {
+                    // Also keyed by the target itself, so that a plain
+                    // payment to it (a deposit into wrapped ether) joins.
+                    Target::Reaching => {
+                        key(&mut groups, Key::Reaching, i);
+                        key(&mut groups, Key::Account(to), i);
+                    }
+                    Target::Account | Target::SelfContained => {
+                        key(&mut groups, Key::Account(to), i)
+                    }
+                },
+            }
+        }
+    }
+    // Group weights (gas limits), then largest first into the lightest bin.
+    let mut weight = vec![0u64; n];
+    let mut total = 0u64;
+    for (i, tx) in block.transactions.iter().enumerate() {
+        let root = groups.find(i as u32) as usize;
+        weight[root] = weight[root].saturating_add(tx.env.gas_limit);
+        total = total.saturating_add(tx.env.gas_limit);
+    }
+    let reaching = match first.get(&Key::Reaching) {
+        Some(&tx) => weight[groups.find(tx) as usize] as f64 / total.max(1) as f64,
+        None => 0.0,
+    };
+    let mut roots: Vec<u32> = (0..n as u32)
+        .filter(|&i| groups.parent[i as usize] == i)
+        .collect();
+    if roots.len() < 2 {
+        return None;
+    }
+    roots.sort_unstable_by_key(|&r| std::cmp::Reverse(weight[r as usize]));
+    let mut load = vec![0u64; bins];
+    let mut bin_of = vec![0u32; n];
+    for root in roots {
+        let (lightest, _) = load
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, l)| **l)
+            .unwrap_or((0, &0));
+        load[lightest] = load[lightest].saturating_add(weight[root as usize]);
+        bin_of[root as usize] = lightest as u32;
+    }
+    let mut plan_bins: Vec<Vec<TxIdx>> = vec![Vec::with_capacity(n / bins + 1); bins];
+    for i in 0..n {
+        let root = groups.find(i as u32) as usize;
+        plan_bins[bin_of[root] as usize].push(i);
+    }
+    plan_bins.retain(|b| !b.is_empty());
+    let heaviest = load.iter().copied().max().unwrap_or(0).max(1);
+    Some(Plan {
+        bins: plan_bins,
+        predicted: total as f64 / heaviest as f64,
+        reaching,
+    })
+}
+
+/// One bin's run.
+struct BinRun<S> {
+    state: BlockState<S>,
+    /// Per transaction of the bin, in its order: revm's result and the fee.
+    results: Vec<(TxIdx, ExecutionResult, U256)>,
+    written: Vec<Written>,
+    time_ns: u64,
+}
+
+/// Why an attempt was given up (the caller runs Block-STM instead).
+#[derive(Debug)]
+pub enum Abandoned {
+    /// A transaction failed or the state backend did: let the general path
+    /// report it exactly as the sequential executor would.
+    Failed,
+    /// Two bins touched the same location, one of them writing it.
+    Conflict,
+    /// A transaction touched the block beneficiary.
+    Beneficiary,
+    /// Another bin gave up first.
+    Stopped,
+    /// A block limit does not hold (or, when building, the block is full
+    /// before its last transaction).
+    Limits,
+}
+
+/// Everything a bin needs to run.
+struct Context<'a, S> {
+    block: &'a BlockInput,
+    chain: &'a ChainConfig,
+    spec: SpecId,
+    /// The state after the pre-block system calls.
+    base: S,
+    code: &'a Arc<CodeCache>,
+    /// Set by the first bin that gives up, so that the others stop.
+    stop: AtomicBool,
+}
+
+/// Runs one bin's transactions in order. Gives up as soon as one of them
+/// fails or touches the beneficiary, or another bin gave up (`cx.stop`).
+fn run_bin<S: StateReader + Copy>(
+    cx: &Context<'_, S>,
+    bin: &[TxIdx],
+) -> Result<BinRun<S>, Abandoned> {
+    let start = Instant::now();
+    let beneficiary = cx.block.header.beneficiary;
+    let mut state = BlockState::with_code_cache(cx.base, cx.code.clone());
+    state.reserve_for_block(bin.len());
+    let mut evm = system::new_evm(state, cx.chain, &cx.block.header, cx.spec);
+    let mut results = Vec::with_capacity(bin.len());
+    let mut written = Vec::with_capacity(bin.len() * 2);
+    let give_up = |why| {
+        cx.stop.store(true, Ordering::Relaxed);
+        Err(why)
+    };
+    for &i in bin {
+        if cx.stop.load(Ordering::Relaxed) {
+            return Err(Abandoned::Stopped);
+        }
+        evm.ctx.set_tx(cx.block.transactions[i].env.clone());
+        let mut handler = DeferredFeeHandler::<
+            _,
+            EVMError<DbError, InvalidTransaction>,
+            EthFrame<EthInterpreter>,
+        >::default();
+        let result = handler.run(&mut evm);
+        let changes = evm.finalize();
+        let db = &mut evm.ctx.journaled_state.inner.database;
+        if db.take_error().is_some() {
+            return give_up(Abandoned::Failed);
+        }
+        let Ok(result) = result else {
+            return give_up(Abandoned::Failed);
+        };
+        if db
+            .commit_changes_tracked(TxChanges::from_state(changes), &mut written)
+            .is_err()
+        {
+            return give_up(Abandoned::Failed);
+        }
+        // Its balance depends on every fee before the reader: only the
+        // general path can tell what a transaction touching it saw.
+        if db.is_cached(&beneficiary) {
+            return give_up(Abandoned::Beneficiary);
+        }
+        results.push((i, result, handler.fee()));
+    }
+    Ok(BinRun {
+        state: evm.ctx.journaled_state.inner.database,
+        results,
+        written,
+        time_ns: start.elapsed().as_nanos() as u64,
+    })
+}
+
+/// Whether bin `a` touched something bin `b` changed.
+fn touches<S: StateReader>(a: &BlockState<S>, b: &BinRun<S>) -> bool {
+    b.written.iter().any(|w| match w {
+        Written::Account(address) => a.is_cached(address),
+        Written::Slot(address, slot) => a.is_slot_cached(address, slot),
+    }) || a.probed().iter().any(|address| b.state.is_cached(address))
+}
+
+/// How an attempt ended.
+pub enum Outcome<S: StateReader> {
+    /// The block's output, and the bins' summed execution time in
+    /// nanoseconds.
+    Done(BlockOutput, u64),
+    /// Given up: the pre-block state comes back untouched, for Block-STM.
+    Abandoned(Abandoned, Box<system::BlockEvm<S>>),
+}
+
+/// What the bins left, once checked and detached from the pre-block view.
+struct Checked {
+    detached: Vec<Detached>,
+    results: Vec<(TxIdx, ExecutionResult, U256)>,
+    work_ns: u64,
+}
+
+/// Runs `plan`'s bins on `pool` over `evm`'s state (the block after its
+/// pre-block system calls) and checks them; see the module docs.
+fn run_bins<S: StateReader>(
+    job: &Job<'_>,
+    evm: &system::BlockEvm<S>,
+    pre_block: &pel_state::StateDiff,
+    keep: &[Address],
+) -> Result<Checked, Abandoned> {
+    use rayon::prelude::*;
+    let Job {
+        pool,
+        block,
+        chain,
+        spec,
+        code,
+        plan,
+        ..
+    } = *job;
+    let base = DiffOverlay::new(evm.ctx.journaled_state.inner.database.base(), pre_block);
+    let cx = Context {
+        block,
+        chain,
+        spec,
+        base: &base,
+        code,
+        stop: AtomicBool::new(false),
+    };
+    let runs: Vec<Result<BinRun<_>, Abandoned>> = pool.install(|| {
+        plan.bins
+            .par_iter()
+            .with_max_len(1)
+            .map(|bin| run_bin(&cx, bin))
+            .collect()
+    });
+    // The first bin's own reason, not another's "stopped".
+    let mut stopped = false;
+    let mut checked_runs = Vec::with_capacity(runs.len());
+    for run in runs {
+        match run {
+            Ok(run) => checked_runs.push(run),
+            Err(Abandoned::Stopped) => stopped = true,
+            Err(why) => return Err(why),
+        }
+    }
+    if stopped {
+        return Err(Abandoned::Stopped);
+    }
+    let runs = checked_runs;
+    let conflict = pool.install(|| {
+        (0..runs.len())
+            .into_par_iter()
+            .any(|a| (0..runs.len()).any(|b| a != b && touches(&runs[a].state, &runs[b])))
+    });
+    if conflict {
+        return Err(Abandoned::Conflict);
+    }
+    let mut results = Vec::with_capacity(block.transactions.len());
+    let mut work_ns = 0;
+    let mut states = Vec::with_capacity(runs.len());
+    for run in runs {
+        work_ns += run.time_ns;
+        results.extend(run.results);
+        states.push(run.state);
+    }
+    let detached = pool.install(|| {
+        states
+            .into_par_iter()
+            .with_max_len(1)
+            .map(|state| state.detach(keep))
+            .collect()
+    });
+    Ok(Checked {
+        detached,
+        results,
+        work_ns,
+    })
+}
+
+/// One block to run by a plan.
+#[derive(Clone, Copy)]
+pub struct Job<'a> {
+    /// The executor's workers.
+    pub pool: &'a rayon::ThreadPool,
+    /// The block.
+    pub block: &'a BlockInput,
+    /// Its chain.
+    pub chain: &'a ChainConfig,
+    /// Its spec.
+    pub spec: SpecId,
+    /// How it executes.
+    pub options: &'a ExecOptions,
+    /// Analysed code.
+    pub code: &'a Arc<CodeCache>,
+    /// Which worker runs what.
+    pub plan: &'a Plan,
+}
+
+/// Runs `job` on `evm`'s state (the block after its pre-block system
+/// calls); see the module docs.
+pub fn run<S: StateReader>(
+    job: &Job<'_>,
+    mut evm: system::BlockEvm<S>,
+) -> Result<Outcome<S>, ExecError> {
+    let Job {
+        block,
+        chain,
+        spec,
+        options,
+        ..
+    } = *job;
+    let header = &block.header;
+    let beneficiary = header.beneficiary;
+    let pre = &evm.ctx.journaled_state.inner.database;
+    let pre_block = pre.diff();
+    // Accounts the pre-block calls touched and the post-block steps may
+    // touch: the bins hand them over as they are, to be merged into the
+    // pre-block state before those steps run there.
+    let mut keep: Vec<Address> = pre.cached_addresses().copied().collect();
+    keep.extend(system::post_block_accounts(block, options.rewards));
+    let checked = match run_bins(job, &evm, &pre_block, &keep) {
+        Ok(checked) => checked,
+        Err(why) => return Ok(Outcome::Abandoned(why, Box::new(evm))),
+    };
+    // Receipts in block order, with the block's running gas.
+    let n = block.transactions.len();
+    let mut ordered: Vec<Option<(ExecutionResult, U256)>> = Vec::with_capacity(n);
+    ordered.resize_with(n, || None);
+    for (i, result, fee) in checked.results {
+        ordered[i] = Some((result, fee));
+    }
+    let max_blob_gas = sequential::max_blob_gas(chain, spec, header.timestamp);
+    let mut receipts = Vec::with_capacity(n);
+    let mut fees = Vec::with_capacity(n);
+    let (mut gas, mut blob_gas) = (0u64, 0u64);
+    for (i, slot) in ordered.into_iter().enumerate() {
+        let Some((result, fee)) = slot else {
+            return Ok(Outcome::Abandoned(Abandoned::Failed, Box::new(evm)));
+        };
+        if check_block_limits(block, i, gas, blob_gas, max_blob_gas).is_err() {
+            // Building: the block is full before this transaction, but the
+            // bins ran past it. Otherwise the block is invalid: either way the
+            // general path gives the exact answer.
+            return Ok(Outcome::Abandoned(Abandoned::Limits, Box::new(evm)));
+        }
+        let tx = &block.transactions[i];
+        gas += result.tx_gas_used();
+        blob_gas += tx.env.blob_hashes.len() as u64 * alloy_eips::eip4844::DATA_GAS_PER_BLOB;
+        fees.push(fee);
+        receipts.push(make_receipt(tx.tx_type, result, gas));
+    }
+    // The kept accounts join the pre-block state; the fees go to the
+    // beneficiary in block order; then the post-block steps run there.
+    let mut diffs = Vec::with_capacity(checked.detached.len());
+    let pre = &mut evm.ctx.journaled_state.inner.database;
+    for detached in checked.detached {
+        pre.absorb_sibling(detached.kept);
+        diffs.push(detached.diff);
+    }
+    pre.increment_balance_each(beneficiary, &fees, spec)
+        .map_err(|e| ExecError::State {
+            block: header.number,
+            source: pel_state::StateError::Backend(e.to_string()),
+        })?;
+    let (state, requests) = finish_block(evm, block, chain, spec, options, &receipts)?;
+    // Whatever the post-block steps touched must not be something a bin
+    // changed and did not hand over (a system contract of another chain
+    // calling out): then the general path runs the block instead.
+    let changed_in_bin = |address: &Address| {
+        diffs
+            .iter()
+            .any(|d| d.binary_search_by(|(a, _)| a.cmp(address)).is_ok())
+    };
+    if state.cached_addresses().any(changed_in_bin) {
+        let output = sequential::execute_block(state.base(), block, chain, options.clone())?;
+        return Ok(Outcome::Done(output, checked.work_ns));
+    }
+    let mut diff = state.into_diff();
+    diff.accounts = merge_sorted(diffs, std::mem::take(&mut diff.accounts));
+    Ok(Outcome::Done(
+        BlockOutput {
+            gas_used: gas,
+            blob_gas_used: blob_gas,
+            receipts,
+            diff,
+            requests,
+        },
+        checked.work_ns,
+    ))
+}
+
+/// Merges the bins' sorted diffs and the rest of the block's into one map.
+/// An account in several bins' diffs is one every bin only read, each
+/// changing its own slots: its slots are united.
+fn merge_sorted(
+    lists: Vec<Vec<(Address, AccountDiff)>>,
+    rest: BTreeMap<Address, AccountDiff>,
+) -> BTreeMap<Address, AccountDiff> {
+    let mut heads: Vec<_> = lists
+        .into_iter()
+        .map(|l| l.into_iter().peekable())
+        .collect();
+    let mut rest = rest.into_iter().peekable();
+    let total = heads.iter().map(|h| h.len()).sum::<usize>() + rest.len();
+    let mut merged: Vec<(Address, AccountDiff)> = Vec::with_capacity(total);
+    loop {
+        let next = heads
+            .iter_mut()
+            .filter_map(|h| h.peek().map(|(a, _)| *a))
+            .chain(rest.peek().map(|(a, _)| *a))
+            .min();
+        let Some(address) = next else { break };
+        let mut entry: Option<AccountDiff> = None;
+        let sources = heads
+            .iter_mut()
+            .filter_map(|h| h.next_if(|(a, _)| *a == address))
+            .chain(rest.next_if(|(a, _)| *a == address));
+        for (_, diff) in sources {
+            match &mut entry {
+                None => entry = Some(diff),
+                Some(e) => e.storage.extend(diff.storage),
+            }
+        }
+        if let Some(entry) = entry {
+            merged.push((address, entry));
+        }
+    }
+    // Sorted and unique: built in one pass.
+    merged.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PreparedTx;
+    use alloy_primitives::{Bytes, B256};
+    use revm::context::TxEnv;
+
+    fn addr(n: u16) -> Address {
+        Address::left_padding_from(&n.to_be_bytes())
+    }
+
+    fn word(a: Address) -> [u8; 32] {
+        let mut w = [0u8; 32];
+        w[12..].copy_from_slice(a.as_slice());
+        w
+    }
+
+    fn tx(sender: u16, to: Option<u16>, data: Vec<u8>) -> PreparedTx {
+        PreparedTx {
+            hash: B256::ZERO,
+            tx_type: 2,
+            sender: addr(sender),
+            env: TxEnv {
+                caller: addr(sender),
+                kind: to.map_or(TxKind::Create, |to| TxKind::Call(addr(to))),
+                data: Bytes::from(data),
+                gas_limit: 50_000,
+                ..TxEnv::default()
+            },
+        }
+    }
+
+    fn transfer_call(to: u16) -> Vec<u8> {
+        let mut data = TRANSFER.to_vec();
+        data.extend(word(addr(to)));
+        data.extend([0u8; 32]);
+        data
+    }
+
+    fn block(transactions: Vec<PreparedTx>) -> BlockInput {
+        BlockInput {
+            header: alloy_consensus::Header {
+                beneficiary: addr(0xcb),
+                ..Default::default()
+            },
+            transactions,
+            withdrawals: None,
+            ommers: Vec::new(),
+        }
+    }
+
+    /// The bin each transaction landed in.
+    fn bins_of(plan: &Plan, n: usize) -> Vec<usize> {
+        let mut of = vec![usize::MAX; n];
+        for (b, bin) in plan.bins.iter().enumerate() {
+            assert!(bin.windows(2).all(|w| w[0] < w[1]), "bins keep block order");
+            for &i in bin {
+                of[i] = b;
+            }
+        }
+        assert!(
+            of.iter().all(|&b| b != usize::MAX),
+            "every transaction placed"
+        );
+        of
+    }
+
+    #[test]
+    fn independent_transfers_spread_evenly() {
+        let txs = (0..8)
+            .map(|i| tx(300 + i, Some(400 + i), Vec::new()))
+            .collect();
+        let plan = plan(&block(txs), 2, Grouping::Keys, |_| Target::SelfContained).unwrap();
+        assert_eq!(plan.bins.len(), 2);
+        assert_eq!(plan.bins[0].len(), 4);
+        assert!((plan.predicted - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn shared_senders_recipients_and_targets_stay_together() {
+        let txs = vec![
+            tx(1, Some(50), Vec::new()), // 0: pays 50
+            tx(2, Some(50), Vec::new()), // 1: also pays 50
+            tx(3, Some(60), vec![1, 2]), // 2: calls contract 60
+            tx(4, Some(60), vec![3]),    // 3: calls it too
+            tx(1, None, Vec::new()),     // 4: sender 1 again, a creation
+            tx(5, Some(70), Vec::new()), // 5: alone
+        ];
+        let n = txs.len();
+        let plan = plan(&block(txs), 2, Grouping::Keys, |_| Target::SelfContained).unwrap();
+        let of = bins_of(&plan, n);
+        assert_eq!(of[0], of[1]);
+        assert_eq!(of[0], of[4]);
+        assert_eq!(of[2], of[3]);
+    }
+
+    #[test]
+    fn erc20_transfers_group_by_holder_not_by_token() {
+        let txs = vec![
+            tx(1, Some(900), transfer_call(11)), // 0: 1 -> 11
+            tx(2, Some(900), transfer_call(12)), // 1: 2 -> 12
+            tx(3, Some(900), transfer_call(11)), // 2: 3 -> 11, shares holder 11 with 0
+            tx(4, Some(900), transfer_call(14)), // 3
+        ];
+        let n = txs.len();
+        let plan = plan(&block(txs), 2, Grouping::Keys, |_| Target::SelfContained).unwrap();
+        let of = bins_of(&plan, n);
+        assert_eq!(of[0], of[2]);
+        assert!(plan.predicted > 1.0);
+        // A malformed argument (not an address) makes it an ordinary call:
+        // keyed by the token, so everything lands in one group.
+        let mut bad = transfer_call(11);
+        bad[4] = 1;
+        let txs = vec![tx(1, Some(900), bad.clone()), tx(2, Some(900), bad)];
+        assert_eq!(plan_of(txs), None);
+    }
+
+    fn plan_of(txs: Vec<PreparedTx>) -> Option<Plan> {
+        plan(&block(txs), 2, Grouping::Keys, |_| Target::SelfContained)
+    }
+
+    #[test]
+    fn one_group_or_the_beneficiary_rules_the_plan_out() {
+        // Every transaction calls one counter: a single group.
+        assert_eq!(
+            plan_of((0..4).map(|i| tx(i, Some(77), Vec::new())).collect()),
+            None
+        );
+        // Paying the beneficiary, or sending from it.
+        assert_eq!(
+            plan_of(vec![
+                tx(1, Some(0xcb), Vec::new()),
+                tx(2, Some(3), Vec::new())
+            ]),
+            None
+        );
+        assert_eq!(
+            plan_of(vec![
+                tx(0xcb, Some(4), Vec::new()),
+                tx(2, Some(3), Vec::new())
+            ]),
+            None
+        );
+        // Sender-only grouping ignores the shared target.
+        let txs = (0..4).map(|i| tx(i, Some(77), Vec::new())).collect();
+        assert!(plan(&block(txs), 2, Grouping::SenderOnly, |_| Target::Reaching).is_some());
+    }
+
+    #[test]
+    fn calls_into_reaching_contracts_share_one_group() {
+        let txs = vec![
+            tx(1, Some(60), vec![1]),    // 0: a router
+            tx(2, Some(61), vec![2]),    // 1: another router
+            tx(3, Some(62), vec![3]),    // 2: a self-contained contract
+            tx(4, Some(63), Vec::new()), // 3: a plain payment
+            tx(5, Some(64), vec![4]),    // 4: a self-contained contract
+        ];
+        let n = txs.len();
+        let reach = |to: Address| {
+            if to == addr(60) || to == addr(61) {
+                Target::Reaching
+            } else {
+                Target::SelfContained
+            }
+        };
+        let plan = plan(&block(txs), 2, Grouping::Keys, reach).unwrap();
+        let of = bins_of(&plan, n);
+        assert_eq!(of[0], of[1]);
+    }
+
+    #[test]
+    fn code_is_classified_by_its_opcodes() {
+        assert_eq!(classify(&[]), Target::Account);
+        // PUSH1 0 SLOAD PUSH1 1 ADD PUSH1 0 SSTORE STOP
+        assert_eq!(
+            classify(&[0x60, 0, 0x54, 0x60, 1, 0x01, 0x60, 0, 0x55, 0x00]),
+            Target::SelfContained
+        );
+        // A CALL opcode byte inside push data is data.
+        assert_eq!(classify(&[0x61, 0xf1, 0xf1, 0x00]), Target::SelfContained);
+        // ... and outside it, a call.
+        assert_eq!(classify(&[0x60, 0, 0xf1]), Target::Reaching);
+        assert_eq!(classify(&[0x60, 0, 0xff]), Target::Reaching);
+        // A delegation designator (EIP-7702) runs code elsewhere.
+        let mut delegated = vec![0xef, 0x01, 0x00];
+        delegated.extend([0x11; 20]);
+        assert_eq!(classify(&delegated), Target::Reaching);
+        // Trailing metadata (CBOR map, then its length) is not code.
+        let mut with_metadata = vec![0x00, 0xa1, 0xf1, 0xf1];
+        with_metadata.extend(3u16.to_be_bytes());
+        assert_eq!(classify(&with_metadata), Target::SelfContained);
+    }
+}
