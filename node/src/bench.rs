@@ -320,6 +320,9 @@ pub struct ThreadResult {
     pub speedup: f64,
     /// Aborted incarnations in the fastest run.
     pub reexecutions: usize,
+    /// The executor's path in the fastest run (see
+    /// [`pel_executor::ParallelStats::path`]).
+    pub path: &'static str,
     /// The speedup the block's dependencies allow on this many threads (the
     /// gas-weighted critical-path bound of its profile).
     pub bound: f64,
@@ -402,7 +405,7 @@ pub fn run(
     for &t in threads {
         let mut executor = ParallelExecutor::new(t)?;
         executor.cost_model = CostModel::forced();
-        let mut best = (f64::INFINITY, 0);
+        let mut best = (f64::INFINITY, 0, "");
         for _ in 0..runs.max(1) + 1 {
             let start = Instant::now();
             let (output, stats) =
@@ -415,7 +418,7 @@ pub fn run(
                 });
             }
             if ms < best.0 {
-                best = (ms, stats.reexecutions);
+                best = (ms, stats.reexecutions, stats.path());
             }
         }
         results.push(ThreadResult {
@@ -423,6 +426,7 @@ pub fn run(
             ms: best.0,
             speedup: sequential_ms / best.0.max(1e-9),
             reexecutions: best.1,
+            path: best.2,
             bound: profile.bound_by_gas(t),
         });
     }

@@ -495,7 +495,7 @@ fn print_replay(report: &replay::Report, threads: usize, json: bool) -> ExitCode
         let mut table = Table::new(
             &[
                 "block", "fork", "txs", "gas", "seq ms", "Mgas/s", "par ms", "speedup", "reexec",
-                "checks", "result",
+                "path", "checks", "result",
             ],
             2,
         );
@@ -522,6 +522,7 @@ fn print_replay(report: &replay::Report, threads: usize, json: bool) -> ExitCode
                 b.parallel_ms.map_or("-".into(), |m| format!("{m:.2}")),
                 b.speedup.map_or("-".into(), |s| format!("{s:.2}x")),
                 b.reexecutions.map_or("-".into(), |r| r.to_string()),
+                b.path.clone().unwrap_or_else(|| "-".into()),
                 checks,
                 if b.valid {
                     "valid".into()
@@ -606,7 +607,7 @@ fn run_bench(
     );
     let mut table = Table::new(
         &[
-            "executor", "threads", "ms", "Mgas/s", "speedup", "bound", "reexec",
+            "executor", "threads", "ms", "Mgas/s", "speedup", "bound", "reexec", "path",
         ],
         1,
     );
@@ -618,6 +619,7 @@ fn run_bench(
         "1.00x".into(),
         "1.00x".into(),
         "-".into(),
+        "-".into(),
     ]);
     for r in &report.results {
         table.row(vec![
@@ -628,6 +630,7 @@ fn run_bench(
             format!("{:.2}x", r.speedup),
             format!("{:.2}x", r.bound),
             r.reexecutions.to_string(),
+            r.path.into(),
         ]);
     }
     print!("{}", table.render());

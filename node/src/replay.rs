@@ -69,6 +69,10 @@ pub struct BlockReport {
     pub reexecutions: Option<usize>,
     /// Validations that failed in the parallel run.
     pub validation_failures: Option<usize>,
+    /// The parallel executor's path (`partitioned`, `block-stm`,
+    /// `fell-back`, or `sequential` where its cost model chose that).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     /// The block's conflict profile (`--profile`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<BlockProfile>,
@@ -128,6 +132,7 @@ pub fn replay_block(
         parallel_ms: None,
         speedup: None,
         reexecutions: None,
+        path: None,
         validation_failures: None,
         profile: None,
         errors: Vec::new(),
@@ -192,6 +197,7 @@ pub fn replay_block(
                 report.speedup = Some(report.sequential_ms.unwrap_or_default() / ms.max(1e-9));
                 report.reexecutions = Some(stats.reexecutions);
                 report.validation_failures = Some(stats.validation_failures);
+                report.path = Some(stats.path().to_string());
                 if let Some(difference) = first_difference(&output, &par) {
                     report.valid = false;
                     report.errors.push(format!(

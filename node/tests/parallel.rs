@@ -7,7 +7,8 @@
 mod common;
 
 use pel_executor::{
-    execute_block, sequential::ExecOptions, ChainConfig, CostModel, ParallelExecutor,
+    execute_block, sequential::ExecOptions, ChainConfig, CostModel, Grouping, ParallelExecutor,
+    PartitionPolicy,
 };
 use pel_node::load::{self, CapturedBlock};
 use pel_node::replay::first_difference;
@@ -48,6 +49,44 @@ fn parallel_equals_sequential_on_every_mainnet_block_at_1_2_4_8_threads() {
             assert_eq!(par.gas_used, b.input.header.gas_used);
         }
     }
+}
+
+/// The partitioned fast path tried on every block whatever its plan says,
+/// grouped as usual and by sender alone: where the groups meet, the conflict
+/// check must send the block to Block-STM; either way the result is the
+/// sequential one.
+#[test]
+fn partitioned_path_equals_sequential_on_every_mainnet_block() {
+    let chain = ChainConfig::mainnet();
+    let blocks = blocks();
+    let (mut partitioned, mut abandoned) = (0, 0);
+    for (threads, grouping) in [
+        (2, Grouping::Keys),
+        (4, Grouping::Keys),
+        (2, Grouping::SenderOnly),
+    ] {
+        let mut executor = executor(threads);
+        executor.cost_model.partition = Some(PartitionPolicy::always(grouping));
+        for b in &blocks {
+            let seq =
+                execute_block(&b.pre_state, &b.input, &chain, ExecOptions::default()).unwrap();
+            let (par, stats) = executor
+                .execute_block(&b.pre_state, &b.input, &chain, ExecOptions::default())
+                .unwrap();
+            partitioned += usize::from(stats.partitioned);
+            abandoned += usize::from(stats.partition_abandoned);
+            if let Some(d) = first_difference(&seq, &par) {
+                panic!(
+                    "block {} at {threads} threads, {grouping:?}, {}: {d}",
+                    b.input.header.number,
+                    stats.path()
+                );
+            }
+        }
+    }
+    eprintln!("{partitioned} runs partitioned, {abandoned} abandoned");
+    assert!(partitioned > 10, "{partitioned} runs partitioned");
+    assert!(abandoned > 10, "{abandoned} runs abandoned");
 }
 
 #[test]
