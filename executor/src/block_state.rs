@@ -56,16 +56,6 @@ pub struct CachedState {
     new_codes: B256Map<Bytes>,
 }
 
-/// A state split by [`BlockState::detach`]: some accounts kept as they are
-/// cached, the diff of the others as a sorted list.
-#[derive(Debug)]
-pub struct Detached {
-    /// The accounts asked for (those cached), with the state's code.
-    pub kept: CachedState,
-    /// What the state changed in every other account, sorted by address.
-    pub diff: Vec<(Address, AccountDiff)>,
-}
-
 /// Block-scoped state over a base [`StateReader`]; see the module docs.
 #[derive(Debug)]
 pub struct BlockState<S> {
@@ -293,31 +283,36 @@ impl<S: StateReader> BlockState<S> {
         self.accounts.keys()
     }
 
-    /// Splits this state: the accounts in `keep` (those cached) stay as
-    /// they are, with the state's code, for a later merge; of the others
-    /// only what they changed is kept, as a diff sorted by address (built
-    /// on the calling thread: the partitioned executor detaches its groups'
-    /// states on all cores at once).
-    pub fn detach(mut self, keep: &[Address]) -> Detached {
+    /// What this state changed in every account but those in `keep`,
+    /// sorted by address (built on the calling thread: the partitioned
+    /// executor's groups build theirs on all cores at once).
+    pub fn sorted_diff(&self, keep: &[Address]) -> Vec<(Address, AccountDiff)> {
+        let mut touched: Vec<(Address, &CachedAccount)> = self
+            .accounts
+            .iter()
+            .filter(|(a, _)| !keep.contains(a))
+            .map(|(a, account)| (*a, account))
+            .collect();
+        touched.sort_unstable_by_key(|(address, _)| *address);
+        touched
+            .into_iter()
+            .filter_map(|(address, account)| account_diff(&address, account))
+            .collect()
+    }
+
+    /// Takes the accounts in `keep` out of this state (those cached), with
+    /// its code, for a later [`Self::absorb_sibling`].
+    pub fn take_kept(&mut self, keep: &[Address]) -> CachedState {
         let mut kept = HashMap::default();
         for address in keep {
             if let Some(account) = self.accounts.remove(address) {
                 kept.insert(*address, account);
             }
         }
-        let mut touched: Vec<(&Address, &CachedAccount)> = self.accounts.iter().collect();
-        touched.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let diff = touched
-            .into_iter()
-            .filter_map(|(address, account)| account_diff(address, account))
-            .collect();
-        Detached {
-            kept: CachedState {
-                accounts: kept,
-                code_cache: std::mem::take(&mut self.code_cache),
-                new_codes: std::mem::take(&mut self.new_codes),
-            },
-            diff,
+        CachedState {
+            accounts: kept,
+            code_cache: std::mem::take(&mut self.code_cache),
+            new_codes: std::mem::take(&mut self.new_codes),
         }
     }
 

@@ -43,19 +43,20 @@
 
 use crate::{
     block::{BlockInput, BlockOutput},
-    block_state::{BlockState, Detached, Written},
+    block_state::{BlockState, CachedState, Written},
     changes::TxChanges,
     error::{DbError, ExecError},
+    receipt::TxReceipt,
     scheduler::TxIdx,
     sequential::{self, check_block_limits, finish_block, make_receipt, ExecOptions},
     system,
     vm::DeferredFeeHandler,
     ChainConfig, CodeCache,
 };
-use alloy_primitives::{map::HashMap, Address, U256};
+use alloy_primitives::{Address, U256};
 use pel_state::{AccountDiff, DiffOverlay, StateReader};
 use revm::{
-    context::result::{EVMError, ExecutionResult, InvalidTransaction},
+    context::result::{EVMError, InvalidTransaction},
     context_interface::ContextSetters,
     handler::{EthFrame, Handler},
     interpreter::interpreter::EthInterpreter,
@@ -63,6 +64,7 @@ use revm::{
     ExecuteEvm,
 };
 use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 use std::{
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -224,24 +226,44 @@ pub fn plan(
     if bins < 2 || n < 2 || u32::try_from(n).is_err() {
         return None;
     }
+    // Each key by a 64-bit hash of it, in an open-addressing table from hash
+    // to the first transaction with that key (a collision only joins two
+    // groups: the plan is then coarser, never wrong). A general hash map of
+    // the keys themselves cost five times as much on a block of transfers.
+    let hasher = alloy_primitives::map::DefaultHashBuilder::default();
+    // At most three keys a transaction: the table stays under three
+    // quarters full.
+    let slots = n.saturating_mul(4).next_power_of_two();
+    let mask = slots - 1;
+    let mut table: Vec<(u64, u32)> = vec![(0, 0); slots];
     let mut groups = Groups {
         parent: (0..n as u32).collect(),
     };
-    let mut first: HashMap<Key, u32> =
-        HashMap::with_capacity_and_hasher(n.saturating_mul(2), Default::default());
-    let mut key = |groups: &mut Groups, key: Key, tx: u32| {
-        let owner = *first.entry(key).or_insert(tx);
-        if owner != tx {
-            groups.union(owner, tx);
-        }
-    };
+    let mut reaching = None;
     for (i, tx) in block.transactions.iter().enumerate() {
         let i = i as u32;
         let env = &tx.env;
         if tx.sender == beneficiary || !env.authorization_list.is_empty() {
             return None;
         }
-        key(&mut groups, Key::Account(tx.sender), i);
+        let mut key = |key: Key| {
+            let hash = hasher.hash_one(key).max(1);
+            let mut at = hash as usize & mask;
+            loop {
+                match table[at] {
+                    (0, _) => {
+                        table[at] = (hash, i);
+                        return;
+                    }
+                    (h, first) if h == hash => {
+                        groups.union(first, i);
+                        return;
+                    }
+                    _ => at = (at + 1) & mask,
+                }
+            }
+        };
+        key(Key::Account(tx.sender));
         if grouping == Grouping::SenderOnly {
             continue;
         }
@@ -252,20 +274,19 @@ pub fn plan(
             match erc20_holders(tx.sender, &env.data).filter(|_| env.value.is_zero()) {
                 Some(holders) => {
                     for holder in holders {
-                        key(&mut groups, Key::Holder(to, holder), i);
+                        key(Key::Holder(to, holder));
                     }
                 }
-                None if env.data.is_empty() => key(&mut groups, Key::Account(to), i),
+                None if env.data.is_empty() => key(Key::Account(to)),
                 None => match target(to) {
                     // Also keyed by the target itself, so that a plain
                     // payment to it (a deposit into wrapped ether) joins.
                     Target::Reaching => {
-                        key(&mut groups, Key::Reaching, i);
-                        key(&mut groups, Key::Account(to), i);
+                        key(Key::Reaching);
+                        key(Key::Account(to));
+                        reaching.get_or_insert(i);
                     }
-                    Target::Account | Target::SelfContained => {
-                        key(&mut groups, Key::Account(to), i)
-                    }
+                    Target::Account | Target::SelfContained => key(Key::Account(to)),
                 },
             }
         }
@@ -278,8 +299,8 @@ pub fn plan(
         weight[root] = weight[root].saturating_add(tx.env.gas_limit);
         total = total.saturating_add(tx.env.gas_limit);
     }
-    let reaching = match first.get(&Key::Reaching) {
-        Some(&tx) => weight[groups.find(tx) as usize] as f64 / total.max(1) as f64,
+    let reaching = match reaching {
+        Some(tx) => weight[groups.find(tx) as usize] as f64 / total.max(1) as f64,
         None => 0.0,
     };
     let mut roots: Vec<u32> = (0..n as u32)
@@ -317,9 +338,12 @@ pub fn plan(
 /// One bin's run.
 struct BinRun<S> {
     state: BlockState<S>,
-    /// Per transaction of the bin, in its order: revm's result and the fee.
-    results: Vec<(TxIdx, ExecutionResult, U256)>,
+    /// Per transaction of the bin, in its order: its receipt (without the
+    /// block's running gas, filled in later) and its fee.
+    receipts: Vec<(TxIdx, TxReceipt, U256)>,
     written: Vec<Written>,
+    /// What the bin changed, sorted by address, without the kept accounts.
+    diff: Vec<(Address, AccountDiff)>,
     time_ns: u64,
 }
 
@@ -348,12 +372,16 @@ struct Context<'a, S> {
     /// The state after the pre-block system calls.
     base: S,
     code: &'a Arc<CodeCache>,
+    /// Accounts the bins hand over as they are (see [`run`]).
+    keep: &'a [Address],
     /// Set by the first bin that gives up, so that the others stop.
     stop: AtomicBool,
 }
 
-/// Runs one bin's transactions in order. Gives up as soon as one of them
-/// fails or touches the beneficiary, or another bin gave up (`cx.stop`).
+/// Runs one bin's transactions in order, then builds its sorted diff
+/// (without `cx.keep`) and receipts, while other bins may still run. Gives up
+/// as soon as a transaction fails or touches the beneficiary, or another bin
+/// gave up (`cx.stop`).
 fn run_bin<S: StateReader + Copy>(
     cx: &Context<'_, S>,
     bin: &[TxIdx],
@@ -401,10 +429,20 @@ fn run_bin<S: StateReader + Copy>(
         }
         results.push((i, result, handler.fee()));
     }
+    let state = evm.ctx.journaled_state.inner.database;
+    let diff = state.sorted_diff(cx.keep);
+    let receipts = results
+        .into_iter()
+        .map(|(i, result, fee)| {
+            let tx_type = cx.block.transactions[i].tx_type;
+            (i, make_receipt(tx_type, result, 0), fee)
+        })
+        .collect();
     Ok(BinRun {
-        state: evm.ctx.journaled_state.inner.database,
-        results,
+        state,
+        receipts,
         written,
+        diff,
         time_ns: start.elapsed().as_nanos() as u64,
     })
 }
@@ -426,15 +464,65 @@ pub enum Outcome<S: StateReader> {
     Abandoned(Abandoned, Box<system::BlockEvm<S>>),
 }
 
-/// What the bins left, once checked and detached from the pre-block view.
+/// What the bins left, once checked.
 struct Checked {
-    detached: Vec<Detached>,
-    results: Vec<(TxIdx, ExecutionResult, U256)>,
+    /// The kept accounts, per bin.
+    kept: Vec<CachedState>,
+    /// What the bins changed in the other accounts.
+    diff: BTreeMap<Address, AccountDiff>,
+    receipts: Result<Receipts, Abandoned>,
     work_ns: u64,
 }
 
+/// The block's receipts and what they add up to.
+struct Receipts {
+    receipts: Vec<TxReceipt>,
+    /// Each transaction's fee to the beneficiary, in block order.
+    fees: Vec<U256>,
+    gas: u64,
+    blob_gas: u64,
+}
+
+/// Puts the bins' receipts (each bin's in block order) in block order with
+/// the block's running gas, checking the block limits as the sequential
+/// executor does.
+fn receipts(
+    block: &BlockInput,
+    max_blob_gas: Option<u64>,
+    bins: Vec<Vec<(TxIdx, TxReceipt, U256)>>,
+) -> Result<Receipts, Abandoned> {
+    let n = block.transactions.len();
+    let mut ordered: Vec<Option<(TxReceipt, U256)>> = Vec::with_capacity(n);
+    ordered.resize_with(n, || None);
+    for (i, receipt, fee) in bins.into_iter().flatten() {
+        ordered[i] = Some((receipt, fee));
+    }
+    let mut out = Receipts {
+        receipts: Vec::with_capacity(n),
+        fees: Vec::with_capacity(n),
+        gas: 0,
+        blob_gas: 0,
+    };
+    for (i, slot) in ordered.into_iter().enumerate() {
+        let (mut receipt, fee) = slot.ok_or(Abandoned::Failed)?;
+        // Building: the block is full before this transaction, but the bins
+        // ran past it. Otherwise the block is invalid: either way the
+        // general path gives the exact answer.
+        check_block_limits(block, i, out.gas, out.blob_gas, max_blob_gas)
+            .map_err(|_| Abandoned::Limits)?;
+        let tx = &block.transactions[i];
+        out.gas += receipt.gas_used;
+        out.blob_gas += tx.env.blob_hashes.len() as u64 * alloy_eips::eip4844::DATA_GAS_PER_BLOB;
+        receipt.cumulative_gas_used = out.gas;
+        out.fees.push(fee);
+        out.receipts.push(receipt);
+    }
+    Ok(out)
+}
+
 /// Runs `plan`'s bins on `pool` over `evm`'s state (the block after its
-/// pre-block system calls) and checks them; see the module docs.
+/// pre-block system calls) and checks them; then, on all cores, frees
+/// their states and merges their diffs and receipts.
 fn run_bins<S: StateReader>(
     job: &Job<'_>,
     evm: &system::BlockEvm<S>,
@@ -458,6 +546,7 @@ fn run_bins<S: StateReader>(
         spec,
         base: &base,
         code,
+        keep,
         stop: AtomicBool::new(false),
     };
     let runs: Vec<Result<BinRun<_>, Abandoned>> = pool.install(|| {
@@ -489,24 +578,35 @@ fn run_bins<S: StateReader>(
     if conflict {
         return Err(Abandoned::Conflict);
     }
-    let mut results = Vec::with_capacity(block.transactions.len());
-    let mut work_ns = 0;
+    let mut receipts_of = Vec::with_capacity(runs.len());
+    let mut diffs = Vec::with_capacity(runs.len());
+    let mut kept = Vec::with_capacity(runs.len());
     let mut states = Vec::with_capacity(runs.len());
-    for run in runs {
+    let mut work_ns = 0;
+    for mut run in runs {
         work_ns += run.time_ns;
-        results.extend(run.results);
+        receipts_of.push(run.receipts);
+        diffs.push(run.diff);
+        kept.push(run.state.take_kept(keep));
         states.push(run.state);
     }
-    let detached = pool.install(|| {
-        states
-            .into_par_iter()
-            .with_max_len(1)
-            .map(|state| state.detach(keep))
-            .collect()
+    let max_blob_gas = sequential::max_blob_gas(chain, spec, block.header.timestamp);
+    let ((receipts, diff), ()) = pool.install(|| {
+        rayon::join(
+            || {
+                rayon::join(
+                    || receipts(block, max_blob_gas, receipts_of),
+                    || merge_sorted(diffs),
+                )
+            },
+            // The bins' caches are big for big blocks: freed meanwhile.
+            || states.into_par_iter().for_each(drop),
+        )
     });
     Ok(Checked {
-        detached,
-        results,
+        kept,
+        diff,
+        receipts,
         work_ns,
     })
 }
@@ -556,40 +656,20 @@ pub fn run<S: StateReader>(
         Ok(checked) => checked,
         Err(why) => return Ok(Outcome::Abandoned(why, Box::new(evm))),
     };
-    // Receipts in block order, with the block's running gas.
-    let n = block.transactions.len();
-    let mut ordered: Vec<Option<(ExecutionResult, U256)>> = Vec::with_capacity(n);
-    ordered.resize_with(n, || None);
-    for (i, result, fee) in checked.results {
-        ordered[i] = Some((result, fee));
-    }
-    let max_blob_gas = sequential::max_blob_gas(chain, spec, header.timestamp);
-    let mut receipts = Vec::with_capacity(n);
-    let mut fees = Vec::with_capacity(n);
-    let (mut gas, mut blob_gas) = (0u64, 0u64);
-    for (i, slot) in ordered.into_iter().enumerate() {
-        let Some((result, fee)) = slot else {
-            return Ok(Outcome::Abandoned(Abandoned::Failed, Box::new(evm)));
-        };
-        if check_block_limits(block, i, gas, blob_gas, max_blob_gas).is_err() {
-            // Building: the block is full before this transaction, but the
-            // bins ran past it. Otherwise the block is invalid: either way the
-            // general path gives the exact answer.
-            return Ok(Outcome::Abandoned(Abandoned::Limits, Box::new(evm)));
-        }
-        let tx = &block.transactions[i];
-        gas += result.tx_gas_used();
-        blob_gas += tx.env.blob_hashes.len() as u64 * alloy_eips::eip4844::DATA_GAS_PER_BLOB;
-        fees.push(fee);
-        receipts.push(make_receipt(tx.tx_type, result, gas));
-    }
+    let Receipts {
+        receipts,
+        fees,
+        gas,
+        blob_gas,
+    } = match checked.receipts {
+        Ok(receipts) => receipts,
+        Err(why) => return Ok(Outcome::Abandoned(why, Box::new(evm))),
+    };
     // The kept accounts join the pre-block state; the fees go to the
     // beneficiary in block order; then the post-block steps run there.
-    let mut diffs = Vec::with_capacity(checked.detached.len());
     let pre = &mut evm.ctx.journaled_state.inner.database;
-    for detached in checked.detached {
-        pre.absorb_sibling(detached.kept);
-        diffs.push(detached.diff);
+    for kept in checked.kept {
+        pre.absorb_sibling(kept);
     }
     pre.increment_balance_each(beneficiary, &fees, spec)
         .map_err(|e| ExecError::State {
@@ -600,17 +680,16 @@ pub fn run<S: StateReader>(
     // Whatever the post-block steps touched must not be something a bin
     // changed and did not hand over (a system contract of another chain
     // calling out): then the general path runs the block instead.
-    let changed_in_bin = |address: &Address| {
-        diffs
-            .iter()
-            .any(|d| d.binary_search_by(|(a, _)| a.cmp(address)).is_ok())
-    };
-    if state.cached_addresses().any(changed_in_bin) {
+    let mut accounts = checked.diff;
+    if state.cached_addresses().any(|a| accounts.contains_key(a)) {
         let output = sequential::execute_block(state.base(), block, chain, options.clone())?;
         return Ok(Outcome::Done(output, checked.work_ns));
     }
     let mut diff = state.into_diff();
-    diff.accounts = merge_sorted(diffs, std::mem::take(&mut diff.accounts));
+    // A handful of accounts: inserted one by one (appending would rebuild
+    // the whole map).
+    accounts.extend(std::mem::take(&mut diff.accounts));
+    diff.accounts = accounts;
     Ok(Outcome::Done(
         BlockOutput {
             gas_used: gas,
@@ -623,44 +702,47 @@ pub fn run<S: StateReader>(
     ))
 }
 
-/// Merges the bins' sorted diffs and the rest of the block's into one map.
-/// An account in several bins' diffs is one every bin only read, each
-/// changing its own slots: its slots are united.
-fn merge_sorted(
-    lists: Vec<Vec<(Address, AccountDiff)>>,
-    rest: BTreeMap<Address, AccountDiff>,
-) -> BTreeMap<Address, AccountDiff> {
-    let mut heads: Vec<_> = lists
-        .into_iter()
-        .map(|l| l.into_iter().peekable())
-        .collect();
-    let mut rest = rest.into_iter().peekable();
-    let total = heads.iter().map(|h| h.len()).sum::<usize>() + rest.len();
-    let mut merged: Vec<(Address, AccountDiff)> = Vec::with_capacity(total);
-    loop {
-        let next = heads
-            .iter_mut()
-            .filter_map(|h| h.peek().map(|(a, _)| *a))
-            .chain(rest.peek().map(|(a, _)| *a))
-            .min();
-        let Some(address) = next else { break };
-        let mut entry: Option<AccountDiff> = None;
-        let sources = heads
-            .iter_mut()
-            .filter_map(|h| h.next_if(|(a, _)| *a == address))
-            .chain(rest.next_if(|(a, _)| *a == address));
-        for (_, diff) in sources {
-            match &mut entry {
-                None => entry = Some(diff),
-                Some(e) => e.storage.extend(diff.storage),
-            }
-        }
-        if let Some(entry) = entry {
-            merged.push((address, entry));
-        }
-    }
+/// Merges the bins' sorted diffs into one map. An account in several bins'
+/// diffs is one every bin only read, each changing its own slots: its slots
+/// are united.
+fn merge_sorted(lists: Vec<Vec<(Address, AccountDiff)>>) -> BTreeMap<Address, AccountDiff> {
+    let merged = lists.into_iter().reduce(merge_two).unwrap_or_default();
     // Sorted and unique: built in one pass.
     merged.into_iter().collect()
+}
+
+/// Merges two diffs sorted by address (see [`merge_sorted`]).
+fn merge_two(
+    a: Vec<(Address, AccountDiff)>,
+    b: Vec<(Address, AccountDiff)>,
+) -> Vec<(Address, AccountDiff)> {
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let order = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => x.0.cmp(&y.0),
+            (Some(_), None) => Less,
+            (None, Some(_)) => Greater,
+            (None, None) => break,
+        };
+        match order {
+            Less => out.extend(a.next()),
+            Greater => out.extend(b.next()),
+            Equal => {
+                if let (Some((address, mut x)), Some((_, y))) = (a.next(), b.next()) {
+                    // Both sorted, keys disjoint: one linear merge, not an
+                    // insertion per slot.
+                    x.storage = std::mem::take(&mut x.storage)
+                        .into_iter()
+                        .chain(y.storage)
+                        .collect();
+                    out.push((address, x));
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
