@@ -368,12 +368,17 @@ pub enum BenchError {
 }
 
 /// Builds the workload, checks the sequential run succeeds for every
-/// transaction, then times it and each thread count (best of `runs`).
+/// transaction, then times it and each thread count (best of `runs`). The
+/// runs are interleaved (one sequential run, then one run per thread count,
+/// round after round, after an untimed round), so that a machine whose
+/// speed drifts during the bench skews every ratio alike. Without
+/// `partition`, the parallel executor never tries its partitioned fast path.
 pub fn run(
     workload: Workload,
     txs: usize,
     threads: &[usize],
     runs: usize,
+    partition: bool,
 ) -> Result<BenchReport, BenchError> {
     let (state, block) = build(workload, txs);
     let chain = chain();
@@ -387,12 +392,6 @@ pub fn run(
     if let Some(i) = expected.receipts.iter().position(|r| !r.success) {
         return Err(BenchError::TxFailed(i));
     }
-    let mut sequential_ms = f64::INFINITY;
-    for _ in 0..runs.max(1) {
-        let start = Instant::now();
-        sequential()?;
-        sequential_ms = sequential_ms.min(start.elapsed().as_secs_f64() * 1e3);
-    }
     let profiler = ParallelExecutor::new(threads.iter().copied().max().unwrap_or(1))?;
     let (profiled, _, profile) = profiler.profile_block(&state, &block, &chain, options.clone())?;
     if let Some(difference) = crate::replay::first_difference(&expected, &profiled) {
@@ -401,35 +400,55 @@ pub fn run(
             difference,
         });
     }
-    let mut results = Vec::new();
-    for &t in threads {
-        let mut executor = ParallelExecutor::new(t)?;
-        executor.cost_model = CostModel::forced();
-        let mut best = (f64::INFINITY, 0, "");
-        for _ in 0..runs.max(1) + 1 {
+    drop(profiler);
+    let executors = threads
+        .iter()
+        .map(|&t| {
+            let mut executor = ParallelExecutor::new(t)?;
+            executor.cost_model = CostModel::forced();
+            if !partition {
+                executor.cost_model.partition = None;
+            }
+            Ok(executor)
+        })
+        .collect::<Result<Vec<_>, BenchError>>()?;
+    let mut sequential_ms = f64::INFINITY;
+    let mut best = vec![(f64::INFINITY, 0, ""); executors.len()];
+    for round in 0..=runs.max(1) {
+        let timed = round > 0;
+        let start = Instant::now();
+        sequential()?;
+        if timed {
+            sequential_ms = sequential_ms.min(start.elapsed().as_secs_f64() * 1e3);
+        }
+        for (executor, best) in executors.iter().zip(&mut best) {
             let start = Instant::now();
             let (output, stats) =
                 executor.execute_block(&state, &block, &chain, options.clone())?;
             let ms = start.elapsed().as_secs_f64() * 1e3;
             if let Some(difference) = crate::replay::first_difference(&expected, &output) {
                 return Err(BenchError::Mismatch {
-                    threads: t,
+                    threads: executor.threads(),
                     difference,
                 });
             }
-            if ms < best.0 {
-                best = (ms, stats.reexecutions, stats.path());
+            if timed && ms < best.0 {
+                *best = (ms, stats.reexecutions, stats.path());
             }
         }
-        results.push(ThreadResult {
-            threads: t,
-            ms: best.0,
-            speedup: sequential_ms / best.0.max(1e-9),
-            reexecutions: best.1,
-            path: best.2,
-            bound: profile.bound_by_gas(t),
-        });
     }
+    let results = executors
+        .iter()
+        .zip(best)
+        .map(|(executor, (ms, reexecutions, path))| ThreadResult {
+            threads: executor.threads(),
+            ms,
+            speedup: sequential_ms / ms.max(1e-9),
+            reexecutions,
+            path,
+            bound: profile.bound_by_gas(executor.threads()),
+        })
+        .collect();
     Ok(BenchReport {
         workload,
         txs,

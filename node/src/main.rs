@@ -119,6 +119,10 @@ struct ReplayArgs {
     /// Run the parallel phase on every block, whatever the cost model says.
     #[arg(long)]
     force_parallel: bool,
+    /// Never try the partitioned fast path: Block-STM (or the sequential
+    /// path, where the cost model says) only.
+    #[arg(long)]
+    no_partition: bool,
     /// Replay only every N-th block starting at position I (`I/N`, 0 <= I < N),
     /// to split an archive across machines.
     #[arg(long)]
@@ -154,6 +158,9 @@ enum Command {
         /// Timed runs per configuration (the fastest counts), after one warm-up.
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// Never try the partitioned fast path: Block-STM only.
+        #[arg(long)]
+        no_partition: bool,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
@@ -307,8 +314,9 @@ fn main() -> ExitCode {
             txs,
             threads,
             runs,
+            no_partition,
             json,
-        } => run_bench(workload, txs, threads, runs, json),
+        } => run_bench(workload, txs, threads, runs, !no_partition, json),
         Command::Init { genesis, datadir } => run_init(&genesis, &datadir),
         Command::Node {
             host,
@@ -410,6 +418,7 @@ fn run_replay(args: &ReplayArgs) -> ExitCode {
         threads,
         runs,
         force_parallel,
+        no_partition,
         shard,
         profile,
         json,
@@ -428,6 +437,9 @@ fn run_replay(args: &ReplayArgs) -> ExitCode {
             Ok(mut executor) => {
                 if *force_parallel {
                     executor.cost_model = CostModel::forced();
+                }
+                if *no_partition {
+                    executor.cost_model.partition = None;
                 }
                 options.parallel = Some(Arc::new(executor));
             }
@@ -587,9 +599,10 @@ fn run_bench(
     txs: usize,
     threads: Vec<usize>,
     runs: usize,
+    partition: bool,
     json: bool,
 ) -> ExitCode {
-    let report = match bench::run(workload, txs, &threads, runs) {
+    let report = match bench::run(workload, txs, &threads, runs, partition) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };

@@ -147,7 +147,7 @@ fn synthetic_workloads_run_and_match_sequential() {
         Workload::Chained,
     ] {
         // `run` fails if any transaction fails or a parallel result differs.
-        let report = bench::run(workload, 300, &[1, 2, 4], 1).unwrap();
+        let report = bench::run(workload, 300, &[1, 2, 4], 1, true).unwrap();
         assert_eq!(report.txs, 300);
         assert_eq!(report.results.len(), 3);
         assert!(report.gas >= 300 * 21_000, "{workload}: gas {}", report.gas);
