@@ -32,7 +32,7 @@ pub use block_state::BlockState;
 pub use chain::{ChainConfig, Fork};
 pub use code_cache::CodeCache;
 pub use error::ExecError;
-pub use parallel::{CostModel, ParallelExecutor, ParallelStats, PartitionPolicy};
+pub use parallel::{CostModel, ParallelExecutor, ParallelStats, PartitionPolicy, Route};
 pub use partition::Grouping;
 pub use profile::BlockProfile;
 pub use receipt::TxReceipt;

@@ -121,6 +121,15 @@ pub struct CostModel {
     pub partition: Option<PartitionPolicy>,
 }
 
+/// Where the partition policy sends a block.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Route {
+    /// Through the partitioned fast path, by this plan.
+    Partition(Plan),
+    /// Through the sequential executor.
+    Sequential,
+}
+
 /// When the partitioned fast path is tried.
 #[derive(Clone, Copy, Debug)]
 pub struct PartitionPolicy {
@@ -141,6 +150,13 @@ pub struct PartitionPolicy {
     pub max_reaching: f64,
     /// How transactions are grouped.
     pub grouping: Grouping,
+    /// Run a block sequentially when its transactions all fall into one
+    /// group and none calls a contract that reaches others: they share a
+    /// sender, a called contract or a paid address all along (a chain of one
+    /// sender's transactions, increments of one counter, payments to one
+    /// address), so Block-STM would find them dependent, or gain less than
+    /// its own bookkeeping costs.
+    pub one_group_sequential: bool,
 }
 
 impl Default for PartitionPolicy {
@@ -151,6 +167,7 @@ impl Default for PartitionPolicy {
             min_predicted: 1.6,
             max_reaching: 0.1,
             grouping: Grouping::Keys,
+            one_group_sequential: true,
         }
     }
 }
@@ -164,6 +181,7 @@ impl PartitionPolicy {
             min_predicted: 0.0,
             max_reaching: 1.0,
             grouping,
+            one_group_sequential: false,
         }
     }
 }
@@ -203,14 +221,16 @@ impl CostModel {
         }
     }
 
-    /// The partitioned plan for `block` on `threads` threads, when the policy
-    /// says to try one.
-    pub fn partition_plan(
+    /// How the partition policy routes `block` on `threads` threads; `None`
+    /// when it has no say (no policy, one thread, a small block, or a plan
+    /// ruled out), and the cost model decides between Block-STM and the
+    /// sequential executor.
+    pub fn route(
         &self,
         block: &BlockInput,
         threads: usize,
         target: impl FnMut(Address) -> Target,
-    ) -> Option<Plan> {
+    ) -> Option<Route> {
         let policy = self.partition?;
         if threads < 2
             || block.transactions.len() < policy.min_txs
@@ -218,9 +238,14 @@ impl CostModel {
         {
             return None;
         }
-        partition::plan(block, threads, policy.grouping, target).filter(|plan| {
-            plan.predicted >= policy.min_predicted && plan.reaching <= policy.max_reaching
-        })
+        let plan = partition::plan(block, threads, policy.grouping, target)?;
+        if policy.one_group_sequential && plan.groups == 1 && plan.reaching == 0.0 {
+            Some(Route::Sequential)
+        } else if plan.predicted >= policy.min_predicted && plan.reaching <= policy.max_reaching {
+            Some(Route::Partition(plan))
+        } else {
+            None
+        }
     }
 
     /// Whether `block` should run in parallel on `threads` threads.
@@ -414,11 +439,19 @@ impl ParallelExecutor {
         profiling: Profiling,
     ) -> Result<(BlockOutput, ParallelStats, Option<BlockProfile>), ExecError> {
         let code = options.code_cache.clone().unwrap_or_default();
-        let plan = match profiling {
+        let route = match profiling {
             Profiling::Forced => None,
             _ => self
                 .cost_model
-                .partition_plan(block, self.threads, |to| self.classify(&state, &code, to)),
+                .route(block, self.threads, |to| self.classify(&state, &code, to)),
+        };
+        let plan = match route {
+            Some(Route::Partition(plan)) => Some(plan),
+            Some(Route::Sequential) => {
+                let output = sequential::execute_block(state, block, chain, options)?;
+                return Ok((output, ParallelStats::default(), None));
+            }
+            None => None,
         };
         if plan.is_none()
             && profiling != Profiling::Forced
