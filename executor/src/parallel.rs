@@ -225,10 +225,16 @@ impl CostModel {
     /// when it has no say (no policy, one thread, a small block, or a plan
     /// ruled out), and the cost model decides between Block-STM and the
     /// sequential executor.
+    ///
+    /// When building a block (`fill`) whose candidates' gas limits add up to
+    /// more than the block's, the block may end before its last candidate:
+    /// the partitioned path would have run past that point, so it is not
+    /// tried.
     pub fn route(
         &self,
         block: &BlockInput,
         threads: usize,
+        fill: bool,
         target: impl FnMut(Address) -> Target,
     ) -> Option<Route> {
         let policy = self.partition?;
@@ -237,6 +243,16 @@ impl CostModel {
             || block_gas(block) < policy.min_gas
         {
             return None;
+        }
+        if fill {
+            let limits = block
+                .transactions
+                .iter()
+                .map(|t| t.env.gas_limit)
+                .fold(0, u64::saturating_add);
+            if limits > block.header.gas_limit {
+                return None;
+            }
         }
         let plan = partition::plan(block, threads, policy.grouping, target)?;
         if policy.one_group_sequential && plan.groups == 1 && plan.reaching == 0.0 {
@@ -443,7 +459,9 @@ impl ParallelExecutor {
             Profiling::Forced => None,
             _ => self
                 .cost_model
-                .route(block, self.threads, |to| self.classify(&state, &code, to)),
+                .route(block, self.threads, options.fill, |to| {
+                    self.classify(&state, &code, to)
+                }),
         };
         let plan = match route {
             Some(Route::Partition(plan)) => Some(plan),
