@@ -1,7 +1,9 @@
-//! The Block-STM executor against PEL's sequential path, 2 worker threads,
+//! The parallel executor against PEL's sequential path, 2 worker threads,
 //! parallel phase forced: the 46 captured mainnet blocks, and the synthetic
-//! workloads of `pel bench` (2,000 transactions each). Every parallel result
-//! is checked against the sequential one before timing.
+//! workloads of `pel bench` (2,000 transactions each), where `parallel` is
+//! the executor as it runs (the partitioned fast path where the block
+//! splits, Block-STM otherwise) and `block_stm` is Block-STM alone. Every
+//! parallel result is checked against the sequential one before timing.
 
 /// The same allocator as the `pel` binary.
 #[global_allocator]
@@ -77,6 +79,10 @@ fn mainnet(c: &mut Criterion) {
 fn synthetic(c: &mut Criterion) {
     let chain = bench::chain();
     let forced = executor(CostModel::forced());
+    let block_stm = executor(CostModel {
+        partition: None,
+        ..CostModel::forced()
+    });
     for workload in [
         Workload::Raw,
         Workload::Erc20,
@@ -93,23 +99,27 @@ fn synthetic(c: &mut Criterion) {
             seq.receipts.iter().all(|r| r.success),
             "{workload}: a transaction failed"
         );
-        let (par, _) = forced
-            .execute_block(&state, &block, &chain, options.clone())
-            .expect("block");
-        assert_eq!(seq, par, "{workload}");
+        for executor in [&forced, &block_stm] {
+            let (par, _) = executor
+                .execute_block(&state, &block, &chain, options.clone())
+                .expect("block");
+            assert_eq!(seq, par, "{workload}");
+        }
         let mut group = c.benchmark_group(format!("{workload}_2000_txs_2_threads"));
         group.throughput(Throughput::Elements(seq.gas_used));
         group.sample_size(20);
         group.bench_function("sequential", |bench| {
             bench.iter(|| execute_block(&state, &block, &chain, options.clone()).expect("block"))
         });
-        group.bench_function("parallel", |bench| {
-            bench.iter(|| {
-                forced
-                    .execute_block(&state, &block, &chain, options.clone())
-                    .expect("block")
-            })
-        });
+        for (name, executor) in [("parallel", &forced), ("block_stm", &block_stm)] {
+            group.bench_function(name, |bench| {
+                bench.iter(|| {
+                    executor
+                        .execute_block(&state, &block, &chain, options.clone())
+                        .expect("block")
+                })
+            });
+        }
         group.finish();
     }
 }
