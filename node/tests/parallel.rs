@@ -112,10 +112,15 @@ fn stress_contended_blocks() {
         .unwrap_or(100);
     // The third executor gives up at the first contention and executes the
     // rest of the block in order on its committed prefix, wherever that ends.
+    // The fourth tries the partitioned path first, grouped by sender alone:
+    // on these blocks it conflicts and hands the block to Block-STM, or
+    // stops early when a transaction touches the beneficiary.
     let mut eager_fallback = executor(2);
     eager_fallback.cost_model.fallback_min_aborts = Some(1);
+    let mut partition_first = executor(2);
+    partition_first.cost_model.partition = Some(PartitionPolicy::always(Grouping::SenderOnly));
     let mut fell_back = 0;
-    for executor in [executor(2), executor(4), eager_fallback] {
+    for executor in [executor(2), executor(4), eager_fallback, partition_first] {
         let threads = executor.threads();
         for b in &blocks {
             let seq =
