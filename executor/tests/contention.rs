@@ -497,6 +497,11 @@ proptest! {
     }
 }
 
+/// A transfer between two of the funded accounts.
+fn pay(from: u8, to: u8, value: u64) -> Op {
+    Op::Transfer { from, to, value }
+}
+
 /// The partitioned fast path runs where its groups are independent, and gives
 /// up, leaving the block to Block-STM with the same result, where they are
 /// not: two senders counting on one slot (split apart by a grouping by
@@ -515,19 +520,7 @@ fn the_partitioned_path_runs_or_gives_up_with_the_same_result() {
     let cases = [
         (
             Grouping::Keys,
-            vec![
-                Op::Transfer {
-                    from: 0,
-                    to: 1,
-                    value: 10,
-                },
-                Op::Transfer {
-                    from: 2,
-                    to: 3,
-                    value: 20,
-                },
-                Op::Count { from: 4, slot: 0 },
-            ],
+            vec![pay(0, 1, 10), pay(2, 3, 20), Op::Count { from: 4, slot: 0 }],
             true,
         ),
         (
@@ -548,14 +541,7 @@ fn the_partitioned_path_runs_or_gives_up_with_the_same_result() {
         ),
         (
             Grouping::Keys,
-            vec![
-                Op::Transfer {
-                    from: 0,
-                    to: 1,
-                    value: 10,
-                },
-                Op::Read { from: 2 },
-            ],
+            vec![pay(0, 1, 10), Op::Read { from: 2 }],
             false,
         ),
     ];

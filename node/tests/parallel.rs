@@ -7,8 +7,8 @@
 mod common;
 
 use pel_executor::{
-    execute_block, sequential::ExecOptions, ChainConfig, CostModel, Grouping, ParallelExecutor,
-    PartitionPolicy,
+    execute_block, sequential::ExecOptions, BlockOutput, ChainConfig, CostModel, Grouping,
+    ParallelExecutor, ParallelStats, PartitionPolicy,
 };
 use pel_node::load::{self, CapturedBlock};
 use pel_node::replay::first_difference;
@@ -30,18 +30,26 @@ fn executor(threads: usize) -> ParallelExecutor {
     executor
 }
 
+/// `b` run sequentially and by `executor`.
+fn both(
+    executor: &ParallelExecutor,
+    b: &CapturedBlock,
+) -> (BlockOutput, BlockOutput, ParallelStats) {
+    let chain = ChainConfig::mainnet();
+    let seq = execute_block(&b.pre_state, &b.input, &chain, ExecOptions::default()).unwrap();
+    let (par, stats) = executor
+        .execute_block(&b.pre_state, &b.input, &chain, ExecOptions::default())
+        .unwrap();
+    (seq, par, stats)
+}
+
 #[test]
 fn parallel_equals_sequential_on_every_mainnet_block_at_1_2_4_8_threads() {
-    let chain = ChainConfig::mainnet();
     let blocks = blocks();
     for threads in [1, 2, 4, 8] {
         let executor = executor(threads);
         for b in &blocks {
-            let seq =
-                execute_block(&b.pre_state, &b.input, &chain, ExecOptions::default()).unwrap();
-            let (par, stats) = executor
-                .execute_block(&b.pre_state, &b.input, &chain, ExecOptions::default())
-                .unwrap();
+            let (seq, par, stats) = both(&executor, b);
             assert!(stats.parallel);
             if let Some(d) = first_difference(&seq, &par) {
                 panic!("block {} at {threads} threads: {d}", b.input.header.number);
@@ -57,7 +65,6 @@ fn parallel_equals_sequential_on_every_mainnet_block_at_1_2_4_8_threads() {
 /// sequential one.
 #[test]
 fn partitioned_path_equals_sequential_on_every_mainnet_block() {
-    let chain = ChainConfig::mainnet();
     let blocks = blocks();
     let (mut partitioned, mut abandoned) = (0, 0);
     for (threads, grouping) in [
@@ -68,11 +75,7 @@ fn partitioned_path_equals_sequential_on_every_mainnet_block() {
         let mut executor = executor(threads);
         executor.cost_model.partition = Some(PartitionPolicy::always(grouping));
         for b in &blocks {
-            let seq =
-                execute_block(&b.pre_state, &b.input, &chain, ExecOptions::default()).unwrap();
-            let (par, stats) = executor
-                .execute_block(&b.pre_state, &b.input, &chain, ExecOptions::default())
-                .unwrap();
+            let (seq, par, stats) = both(&executor, b);
             partitioned += usize::from(stats.partitioned);
             abandoned += usize::from(stats.partition_abandoned);
             if let Some(d) = first_difference(&seq, &par) {
