@@ -70,6 +70,9 @@ pub struct BlockState<S> {
     /// Accounts whose whole storage was probed (EIP-7610), in probe order:
     /// a read of every slot, for the partitioned executor's conflict check.
     probes: Vec<Address>,
+    /// An account whose reads revm makes are counted (see [`Self::watch`]).
+    watched: Option<Address>,
+    watched_reads: u64,
 }
 
 /// A location a transaction changed, as [`BlockState::commit_changes_tracked`]
@@ -98,6 +101,26 @@ impl<S: StateReader> BlockState<S> {
             new_codes: B256Map::default(),
             deferred_error: None,
             probes: Vec::new(),
+            watched: None,
+            watched_reads: 0,
+        }
+    }
+
+    /// Counts from now on every read revm makes of `address` (its account
+    /// or a slot of it), as [`Self::watched_reads`]: the partitioned
+    /// executor's way to see which transaction looked at the beneficiary.
+    pub fn watch(&mut self, address: Address) {
+        self.watched = Some(address);
+    }
+
+    /// How many reads of the watched account revm made so far.
+    pub fn watched_reads(&self) -> u64 {
+        self.watched_reads
+    }
+
+    fn count_watched(&mut self, address: Address) {
+        if self.watched == Some(address) {
+            self.watched_reads += 1;
         }
     }
 
@@ -655,6 +678,7 @@ impl<S: StateReader> Database for BlockState<S> {
     type Error = DbError;
 
     fn basic(&mut self, address: Address) -> Result<Option<RevmAccountInfo>, DbError> {
+        self.count_watched(address);
         let Some(info) = self.cached(address)?.info else {
             return Ok(None);
         };
@@ -674,6 +698,7 @@ impl<S: StateReader> Database for BlockState<S> {
     }
 
     fn storage(&mut self, address: Address, index: U256) -> Result<U256, DbError> {
+        self.count_watched(address);
         let account = self.cached(address)?;
         if let Some(slot) = account.storage.get(&index) {
             return Ok(slot.present);

@@ -17,8 +17,9 @@
 //!    keyed by the token and each holder it names instead. Groups are packed
 //!    into one bin per worker, largest first; a bin keeps block order. The
 //!    plan is rejected when the bins would be too uneven to pay, when a
-//!    transaction involves the block beneficiary, or carries EIP-7702
-//!    authorizations.
+//!    transaction pays the block beneficiary or carries EIP-7702
+//!    authorizations, or when the beneficiary sends anything but a plain
+//!    payment to an account without code.
 //! 2. **Execute**: each bin runs its transactions in block order on its own
 //!    revm and [`BlockState`], with the beneficiary's fee deferred (as in the
 //!    Block-STM path) and every account and slot a transaction changed
@@ -26,11 +27,17 @@
 //! 3. **Check**: the bins are independent when no account or slot one bin
 //!    changed was read or written by another (a bin's cache holds every
 //!    account and slot it touched, and the accounts whose whole storage it
-//!    probed), and no bin touched the beneficiary (whose balance depends on
-//!    every fee before a read). Then every transaction saw exactly what it
-//!    would have seen in block order, since nothing it read was changed by a
-//!    transaction outside its bin, and within its bin the order is the
-//!    block's.
+//!    probed), and no transaction touched the beneficiary (whose balance
+//!    depends on every fee before a read) but its own payments (a pool's
+//!    payouts, a builder's payment to the proposer). Those see its balance
+//!    only in their balance check, which is made on the balance without the
+//!    block's fees: if it passes there it passes with them, since fees only
+//!    add, and if it fails the attempt is given up. What the payments and the
+//!    fees change in its balance adds up in any order; its bin hands it over
+//!    like the accounts of the system calls. Then every transaction saw
+//!    exactly what it would have seen in block order, since nothing it read
+//!    was changed by a transaction outside its bin, and within its bin the
+//!    order is the block's.
 //! 4. **Merge**: the bins' states are absorbed into the pre-block state, the
 //!    fees are paid to the beneficiary in block order, and receipts are built
 //!    with the block's running gas; then the post-block steps shared with the
@@ -56,7 +63,10 @@ use crate::{
 use alloy_primitives::{Address, U256};
 use pel_state::{AccountDiff, DiffOverlay, StateReader};
 use revm::{
-    context::result::{EVMError, InvalidTransaction},
+    context::{
+        result::{EVMError, InvalidTransaction},
+        TxEnv,
+    },
     context_interface::ContextSetters,
     handler::{EthFrame, Handler},
     interpreter::interpreter::EthInterpreter,
@@ -274,8 +284,17 @@ pub fn plan(
     for (i, tx) in block.transactions.iter().enumerate() {
         let i = i as u32;
         let env = &tx.env;
-        if tx.sender == beneficiary || !env.authorization_list.is_empty() {
+        if !env.authorization_list.is_empty() {
             return None;
+        }
+        // The beneficiary's own payments: plain transfers to accounts without
+        // code, so that nothing but their balance check sees its balance
+        // (see `run_bin`).
+        if tx.sender == beneficiary {
+            match env.kind {
+                TxKind::Call(to) if to != beneficiary && target(to) == Target::Account => {}
+                _ => return None,
+            }
         }
         let mut key = |key: Key| {
             let hash = key.hash().max(1);
@@ -420,7 +439,10 @@ fn run_bin<S: StateReader + Copy>(
     let beneficiary = cx.block.header.beneficiary;
     let mut state = BlockState::with_code_cache(cx.base, cx.code.clone());
     state.reserve_for_block(bin.len());
+    state.watch(beneficiary);
     let mut evm = system::new_evm(state, cx.chain, &cx.block.header, cx.spec);
+    // Whether one of the beneficiary's own payments ran in this bin.
+    let mut paid = false;
     let mut results = Vec::with_capacity(bin.len());
     let mut written = Vec::with_capacity(bin.len() * 2);
     let give_up = |why| {
@@ -431,7 +453,13 @@ fn run_bin<S: StateReader + Copy>(
         if cx.stop.load(Ordering::Relaxed) {
             return Err(Abandoned::Stopped);
         }
-        evm.ctx.set_tx(cx.block.transactions[i].env.clone());
+        let tx = &cx.block.transactions[i];
+        let pays = tx.sender == beneficiary;
+        if pays && !to_has_no_code(&mut evm.ctx.journaled_state.inner.database, &tx.env) {
+            return give_up(Abandoned::Beneficiary);
+        }
+        let reads = evm.ctx.journaled_state.inner.database.watched_reads();
+        evm.ctx.set_tx(tx.env.clone());
         let mut handler = DeferredFeeHandler::<
             _,
             EVMError<DbError, InvalidTransaction>,
@@ -453,8 +481,13 @@ fn run_bin<S: StateReader + Copy>(
             return give_up(Abandoned::Failed);
         }
         // Its balance depends on every fee before the reader: only the
-        // general path can tell what a transaction touching it saw.
-        if db.is_cached(&beneficiary) {
+        // general path can tell what a transaction touching it saw. Its own
+        // payments see it only in their balance check, which passes on the
+        // balance without the fees only if it passes with them (fees only
+        // add); what they change adds up with the fees in any order.
+        if pays {
+            paid = true;
+        } else if db.watched_reads() != reads || (!paid && db.is_cached(&beneficiary)) {
             return give_up(Abandoned::Beneficiary);
         }
         results.push((i, result, handler.fee()));
@@ -475,6 +508,18 @@ fn run_bin<S: StateReader + Copy>(
         diff,
         time_ns: start.elapsed().as_nanos() as u64,
     })
+}
+
+/// Whether `tx` calls an account that has no code in `state` (nothing runs
+/// that could read the caller's balance). A state error counts as code.
+fn to_has_no_code<S: StateReader>(state: &mut BlockState<S>, tx: &TxEnv) -> bool {
+    use revm::Database;
+    match tx.kind {
+        TxKind::Call(to) => state
+            .basic(to)
+            .is_ok_and(|info| info.is_none_or(|info| info.is_empty_code_hash())),
+        TxKind::Create => false,
+    }
 }
 
 /// Whether bin `a` touched something bin `b` changed.
@@ -682,6 +727,9 @@ pub fn run<S: StateReader>(
     // pre-block state before those steps run there.
     let mut keep: Vec<Address> = pre.cached_addresses().copied().collect();
     keep.extend(system::post_block_accounts(block, options.rewards));
+    // The bin of the beneficiary's own payments hands it over too: the fees
+    // are added to it there.
+    keep.push(beneficiary);
     let checked = match run_bins(job, &evm, &pre_block, &keep) {
         Ok(checked) => checked,
         Err(why) => return Ok(Outcome::Abandoned(why, Box::new(evm))),

@@ -5,7 +5,9 @@
 //! The state holds a handful of funded accounts and a few hand-assembled
 //! contracts: a counter over a few shared slots, a reverting writer, a
 //! self-destructing contract, a CREATE2 factory (repeated salts collide), and a
-//! balance reader that reads the block beneficiary (deferred fees).
+//! balance reader that reads the block beneficiary (deferred fees). The
+//! beneficiary itself pays too, from a balance that some payments exceed
+//! without the block's fees.
 
 #![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
 
@@ -46,6 +48,11 @@ fn state() -> InMemoryState {
         let balance = U256::from(10u64.pow(15)) * U256::from(i as u64 + 1);
         s.insert_account(eoa(i), AccountInfo::with_balance(balance), []);
     }
+    s.insert_account(
+        addr(COINBASE),
+        AccountInfo::with_balance(U256::from(COINBASE_BALANCE)),
+        [],
+    );
     // SSTORE(slot = calldata[0], SLOAD(slot) + 1)
     let counter = s.insert_code(code("600035805460010190550000"));
     // SSTORE(0, 1); REVERT(0, 0)
@@ -177,6 +184,33 @@ fn hex_addr(a: Address) -> String {
     alloy_primitives::hex::encode(a.as_slice())
 }
 
+/// What the beneficiary holds before the block: enough for a payment at
+/// the lowest gas price, not at every price and value.
+const COINBASE_BALANCE: u64 = 1_500_000;
+/// The gas limit of the beneficiary's payments.
+const COINBASE_PAYMENT_GAS: u64 = 50_000;
+
+/// The beneficiary's payment of `value` to `to`, the `i`-th transaction.
+fn coinbase_pays(i: usize, nonce: u64, to: Address, value: u64, gas_price: u128) -> PreparedTx {
+    let env = TxEnv {
+        tx_type: 0,
+        caller: addr(COINBASE),
+        gas_limit: COINBASE_PAYMENT_GAS,
+        gas_price,
+        kind: TxKind::Call(to),
+        value: U256::from(value),
+        nonce,
+        chain_id: Some(1),
+        ..TxEnv::default()
+    };
+    PreparedTx {
+        hash: B256::with_last_byte(i as u8),
+        tx_type: 0,
+        sender: addr(COINBASE),
+        env,
+    }
+}
+
 /// One generated transaction, before nonces are assigned.
 #[derive(Clone, Debug)]
 enum Op {
@@ -235,6 +269,14 @@ enum Op {
     ReadBeaconRoot {
         from: u8,
     },
+    /// The beneficiary pays (a pool's payout, a builder's payment to the
+    /// proposer) an EOA, itself, the balance reader or a new address. Its
+    /// balance is small: some payments pass their balance check only with
+    /// the fees of the transactions before them.
+    CoinbasePays {
+        to: u8,
+        value: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -253,6 +295,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (from.clone(), 1u8..11, prop::sample::select(vec![0u64, 1, 1_000])).prop_map(|(from, which, value)| Op::Precompile { from, which, value }),
         1 => (from.clone(), 0u8..3, 0u64..3).prop_map(|(from, salt, value)| Op::PayChild { from, salt, value }),
         1 => from.prop_map(|from| Op::ReadBeaconRoot { from }),
+        2 => (0..EOAS + 3, 0u64..1_000_000).prop_map(|(to, value)| Op::CoinbasePays { to, value }),
     ]
 }
 
@@ -270,11 +313,22 @@ fn block_with_withdrawals(
     withdrawals: &[(u8, u64)],
 ) -> BlockInput {
     let mut nonces = [0u64; EOAS as usize];
+    let mut coinbase_nonce = 0;
     let transactions = ops
         .iter()
         .enumerate()
         .map(|(i, op)| {
             let mut gas_limit = 200_000;
+            if let Op::CoinbasePays { to, value } = *op {
+                let to = match to.checked_sub(EOAS) {
+                    None => eoa(to),
+                    Some(0) => addr(COINBASE),
+                    Some(1) => addr(READER),
+                    Some(_) => addr(0xf1),
+                };
+                coinbase_nonce += 1;
+                return coinbase_pays(i, coinbase_nonce - 1, to, value, gas_price);
+            }
             let (from, to, value, data) = match *op {
                 Op::Transfer { from, to, value } => {
                     // Past the EOAs: the beneficiary, then two addresses that
@@ -327,6 +381,7 @@ fn block_with_withdrawals(
                     Bytes::from(vec![which; 96]),
                 ),
                 Op::PayChild { from, salt, value } => (from, child(salt), value, Bytes::new()),
+                Op::CoinbasePays { .. } => unreachable!("built above"),
             };
             let nonce = nonces[from as usize];
             nonces[from as usize] += 1;
@@ -544,6 +599,48 @@ fn the_partitioned_path_runs_or_gives_up_with_the_same_result() {
             vec![pay(0, 1, 10), Op::Read { from: 2 }],
             false,
         ),
+        // The beneficiary's own payment runs in its group...
+        (
+            Grouping::Keys,
+            vec![
+                pay(0, 1, 10),
+                Op::CoinbasePays {
+                    to: 2,
+                    value: 1_000,
+                },
+                pay(3, 4, 20),
+                Op::CoinbasePays {
+                    to: 2,
+                    value: 1_000,
+                },
+            ],
+            true,
+        ),
+        // ...but not when its balance check passes only with the fees
+        // before it (1.5M of balance, 0.5M of gas and 1M of value)...
+        (
+            Grouping::Keys,
+            vec![
+                pay(0, 1, 10),
+                Op::CoinbasePays {
+                    to: 2,
+                    value: 1_000_001,
+                },
+            ],
+            false,
+        ),
+        // ...or when another group reads the beneficiary's balance.
+        (
+            Grouping::Keys,
+            vec![
+                Op::CoinbasePays {
+                    to: 2,
+                    value: 1_000,
+                },
+                Op::Read { from: 3 },
+            ],
+            false,
+        ),
     ];
     for (grouping, ops, independent) in cases {
         let block = block(&ops, Fork::Cancun, 10);
@@ -558,6 +655,34 @@ fn the_partitioned_path_runs_or_gives_up_with_the_same_result() {
             "{ops:?}: {stats:?}"
         );
     }
+}
+
+/// A payment by the beneficiary to an account with code (which might read
+/// the payer's balance) is left to Block-STM without a try.
+#[test]
+fn the_beneficiary_paying_a_contract_is_not_partitioned() {
+    let chain = ChainConfig::single_fork(1, Fork::Cancun);
+    let mut executor = ParallelExecutor::new(2).unwrap();
+    executor.cost_model = CostModel {
+        partition: Some(PartitionPolicy::always(Grouping::Keys)),
+        ..CostModel::always()
+    };
+    let ops = vec![
+        pay(0, 1, 10),
+        Op::CoinbasePays {
+            to: EOAS + 1,
+            value: 1,
+        },
+    ];
+    let block = block(&ops, Fork::Cancun, 10);
+    let (parallel, stats) = executor
+        .execute_block(state(), &block, &chain, ExecOptions::default())
+        .unwrap();
+    assert_eq!(parallel, run_sequential(&block, &chain).unwrap());
+    assert!(
+        !stats.partitioned && !stats.partition_abandoned,
+        "{stats:?}"
+    );
 }
 
 /// The generator produces what it claims: contended blocks that exercise each
