@@ -8,7 +8,7 @@ use crate::{
 };
 use pel_executor::{
     execute_block, sequential::ExecOptions, BlockOutput, BlockProfile, ChainConfig, CodeCache,
-    ExecError, ParallelExecutor,
+    ParallelExecutor,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -151,16 +151,17 @@ pub fn replay_block(
     let fork = options.chain.fork_at(header.number, header.timestamp);
     report.fork = fork.name().to_string();
 
-    // One untimed run warms caches and one-time set-up (e.g. the KZG trusted
-    // setup behind the point-evaluation precompile); then the fastest of
-    // `runs` timed runs counts.
+    // One untimed run each warms caches and one-time set-up (e.g. the KZG
+    // trusted setup behind the point-evaluation precompile); then `runs`
+    // rounds time both executors, alternating which goes first so that
+    // neither gains from the other's warm caches, and the fastest run of
+    // each counts.
     let exec = ExecOptions {
         code_cache: Some(options.code_cache.clone()),
         ..Default::default()
     };
     let sequential = || execute_block(&block.pre_state, &block.input, &options.chain, exec.clone());
-    let (result, ms) = timed(options.runs, sequential);
-    let output = match result {
+    let output = match sequential() {
         Ok(output) => output,
         Err(e) => {
             report.checks = crate::checks::static_checks(&block);
@@ -168,14 +169,14 @@ pub fn replay_block(
             return report;
         }
     };
-    report.sequential_ms = Some(ms);
     report.gas_used = output.gas_used;
     report.checks = check_block(&block, fork.spec(), &output, &mut report.errors);
     report.valid = report.checks.all_pass();
 
     let profiling = options.profiler.is_some();
-    if let Some(executor) = &options.parallel {
-        let parallel = || {
+    let (block, exec) = (&block, &exec);
+    let parallel = options.parallel.as_ref().map(|executor| {
+        move || {
             if profiling {
                 executor.execute_block_profiled(
                     &block.pre_state,
@@ -188,33 +189,71 @@ pub fn replay_block(
                     .execute_block(&block.pre_state, &block.input, &options.chain, exec.clone())
                     .map(|(output, stats)| (output, stats, None))
             }
+        }
+    });
+    let mut par_result = parallel.as_ref().map(|run| run());
+    let timed_parallel = parallel
+        .as_ref()
+        .filter(|_| par_result.as_ref().is_some_and(|r| r.is_ok()));
+    let (mut seq_ms, mut par_ms) = (f64::INFINITY, f64::INFINITY);
+    for round in 0..options.runs.max(1) {
+        let mut time_sequential = || {
+            let start = Instant::now();
+            let result = sequential();
+            seq_ms = seq_ms.min(start.elapsed().as_secs_f64() * 1e3);
+            result
         };
-        let (result, ms) = timed(options.runs, parallel);
-        match result {
-            Ok((par, stats, profile)) => {
-                report.profile = profile;
-                report.parallel_ms = Some(ms);
-                report.speedup = Some(report.sequential_ms.unwrap_or_default() / ms.max(1e-9));
-                report.reexecutions = Some(stats.reexecutions);
-                report.validation_failures = Some(stats.validation_failures);
-                report.path = Some(stats.path().to_string());
-                if let Some(difference) = first_difference(&output, &par) {
-                    report.valid = false;
-                    report.errors.push(format!(
-                        "parallel result differs from sequential: {difference}"
-                    ));
-                }
+        let mut time_parallel = |run: &dyn Fn() -> _| {
+            let start = Instant::now();
+            let result = run();
+            par_ms = par_ms.min(start.elapsed().as_secs_f64() * 1e3);
+            result
+        };
+        let seq = match (timed_parallel, round % 2) {
+            (Some(run), 1) => {
+                par_result = Some(time_parallel(run));
+                time_sequential()
             }
-            Err(e) => {
-                report.valid = false;
-                report
-                    .errors
-                    .push(format!("parallel execution failed: {e}"));
+            (Some(run), _) => {
+                let seq = time_sequential();
+                par_result = Some(time_parallel(run));
+                seq
             }
+            (None, _) => time_sequential(),
+        };
+        if let Err(e) = seq {
+            report.valid = false;
+            report
+                .errors
+                .push(format!("a timed sequential run failed: {e}"));
         }
     }
+    report.sequential_ms = Some(seq_ms);
+    match par_result {
+        Some(Ok((par, stats, profile))) => {
+            report.profile = profile;
+            report.parallel_ms = Some(par_ms);
+            report.speedup = Some(seq_ms / par_ms.max(1e-9));
+            report.reexecutions = Some(stats.reexecutions);
+            report.validation_failures = Some(stats.validation_failures);
+            report.path = Some(stats.path().to_string());
+            if let Some(difference) = first_difference(&output, &par) {
+                report.valid = false;
+                report.errors.push(format!(
+                    "parallel result differs from sequential: {difference}"
+                ));
+            }
+        }
+        Some(Err(e)) => {
+            report.valid = false;
+            report
+                .errors
+                .push(format!("parallel execution failed: {e}"));
+        }
+        None => {}
+    }
     if let (Some(profiler), None) = (&options.profiler, &report.profile) {
-        match profiler.profile_block(&block.pre_state, &block.input, &options.chain, exec) {
+        match profiler.profile_block(&block.pre_state, &block.input, &options.chain, exec.clone()) {
             Ok((par, _, profile)) => {
                 report.profile = Some(profile);
                 if let Some(difference) = first_difference(&output, &par) {
@@ -231,22 +270,6 @@ pub fn replay_block(
         }
     }
     report
-}
-
-/// Runs `f` once untimed, then `runs` times; returns the last result and the
-/// fastest time in milliseconds.
-fn timed<T>(runs: usize, f: impl Fn() -> Result<T, ExecError>) -> (Result<T, ExecError>, f64) {
-    let mut result = f();
-    let mut best = f64::INFINITY;
-    if result.is_err() {
-        return (result, 0.0);
-    }
-    for _ in 0..runs.max(1) {
-        let start = Instant::now();
-        result = f();
-        best = best.min(start.elapsed().as_secs_f64() * 1e3);
-    }
-    (result, best)
 }
 
 /// Where two block outputs differ, if they do.
