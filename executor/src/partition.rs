@@ -945,11 +945,11 @@ mod tests {
     }
 
     #[test]
-    fn the_beneficiary_rules_the_plan_out_and_one_group_is_one_bin() {
+    fn the_beneficiary_rules_the_plan_out_but_for_its_payments_and_one_group_is_one_bin() {
         // Every transaction calls one counter: a single group.
         let one = plan_of((0..4).map(|i| tx(i, Some(77), Vec::new())).collect()).unwrap();
         assert_eq!((one.groups, one.bins.len(), one.predicted), (1, 1, 1.0));
-        // Paying the beneficiary, or sending from it.
+        // Paying the beneficiary, or sending from it to code.
         assert_eq!(
             plan_of(vec![
                 tx(1, Some(0xcb), Vec::new()),
@@ -964,6 +964,17 @@ mod tests {
             ]),
             None
         );
+        // Its payments to accounts without code are planned, in one group.
+        let payouts = vec![
+            tx(0xcb, Some(4), Vec::new()),
+            tx(2, Some(3), Vec::new()),
+            tx(0xcb, Some(5), Vec::new()),
+        ];
+        let planned = plan(&block(payouts), 2, Grouping::Keys, |_| Target::Account).unwrap();
+        assert_eq!(planned.groups, 2);
+        let of = bins_of(&planned, 3);
+        assert_eq!(of[0], of[2]);
+        assert_ne!(of[0], of[1]);
         // Sender-only grouping ignores the shared target.
         let txs = (0..4).map(|i| tx(i, Some(77), Vec::new())).collect();
         assert!(plan(&block(txs), 2, Grouping::SenderOnly, |_| Target::Reaching).is_some());
