@@ -189,27 +189,8 @@ fn hex_addr(a: Address) -> String {
 const COINBASE_BALANCE: u64 = 1_500_000;
 /// The gas limit of the beneficiary's payments.
 const COINBASE_PAYMENT_GAS: u64 = 50_000;
-
-/// The beneficiary's payment of `value` to `to`, the `i`-th transaction.
-fn coinbase_pays(i: usize, nonce: u64, to: Address, value: u64, gas_price: u128) -> PreparedTx {
-    let env = TxEnv {
-        tx_type: 0,
-        caller: addr(COINBASE),
-        gas_limit: COINBASE_PAYMENT_GAS,
-        gas_price,
-        kind: TxKind::Call(to),
-        value: U256::from(value),
-        nonce,
-        chain_id: Some(1),
-        ..TxEnv::default()
-    };
-    PreparedTx {
-        hash: B256::with_last_byte(i as u8),
-        tx_type: 0,
-        sender: addr(COINBASE),
-        env,
-    }
-}
+/// The sender index that stands for the beneficiary in a generated block.
+const COINBASE_SENDER: u8 = u8::MAX;
 
 /// One generated transaction, before nonces are assigned.
 #[derive(Clone, Debug)]
@@ -319,15 +300,8 @@ fn block_with_withdrawals(
         .enumerate()
         .map(|(i, op)| {
             let mut gas_limit = 200_000;
-            if let Op::CoinbasePays { to, value } = *op {
-                let to = match to.checked_sub(EOAS) {
-                    None => eoa(to),
-                    Some(0) => addr(COINBASE),
-                    Some(1) => addr(READER),
-                    Some(_) => addr(0xf1),
-                };
-                coinbase_nonce += 1;
-                return coinbase_pays(i, coinbase_nonce - 1, to, value, gas_price);
+            if let Op::CoinbasePays { .. } = op {
+                gas_limit = COINBASE_PAYMENT_GAS;
             }
             let (from, to, value, data) = match *op {
                 Op::Transfer { from, to, value } => {
@@ -381,13 +355,25 @@ fn block_with_withdrawals(
                     Bytes::from(vec![which; 96]),
                 ),
                 Op::PayChild { from, salt, value } => (from, child(salt), value, Bytes::new()),
-                Op::CoinbasePays { .. } => unreachable!("built above"),
+                Op::CoinbasePays { to, value } => {
+                    let to = match to.checked_sub(EOAS) {
+                        None => eoa(to),
+                        Some(0) => addr(COINBASE),
+                        Some(1) => addr(READER),
+                        Some(_) => addr(0xf1),
+                    };
+                    (COINBASE_SENDER, to, value, Bytes::new())
+                }
             };
-            let nonce = nonces[from as usize];
-            nonces[from as usize] += 1;
+            let (sender, nonce) = match from {
+                COINBASE_SENDER => (addr(COINBASE), &mut coinbase_nonce),
+                from => (eoa(from), &mut nonces[from as usize]),
+            };
+            *nonce += 1;
+            let nonce = *nonce - 1;
             let env = TxEnv {
                 tx_type: 0,
-                caller: eoa(from),
+                caller: sender,
                 gas_limit,
                 gas_price,
                 kind: TxKind::Call(to),
@@ -400,7 +386,7 @@ fn block_with_withdrawals(
             PreparedTx {
                 hash: B256::with_last_byte(i as u8),
                 tx_type: 0,
-                sender: eoa(from),
+                sender,
                 env,
             }
         })
