@@ -254,7 +254,7 @@ impl CostModel {
                 return None;
             }
         }
-        let plan = partition::plan(block, threads, policy.grouping, target)?;
+        let plan = partition::plan(block, threads, policy.grouping, policy.max_reaching, target)?;
         if policy.one_group_sequential && plan.groups == 1 && plan.reaching == 0.0 {
             Some(Route::Sequential)
         } else if plan.predicted >= policy.min_predicted && plan.reaching <= policy.max_reaching {

@@ -252,7 +252,11 @@ impl Groups {
 }
 
 /// Groups `block`'s transactions and packs the groups into `bins` bins;
-/// `None` when a transaction rules the fast path out (see the module docs).
+/// `None` when a transaction rules the fast path out (see the module docs),
+/// or as soon as calls into contracts that reach others hold more than
+/// `max_reaching` of the block's gas limits (their group would hold at least
+/// as much, [`Plan::reaching`]), so that a block bound for Block-STM stops
+/// paying for its plan early.
 ///
 /// `target` tells what a contract call's target may reach; it is asked only
 /// for calls with data that are not ERC-20 transfers or approvals (a call
@@ -261,6 +265,7 @@ pub fn plan(
     block: &BlockInput,
     bins: usize,
     grouping: Grouping,
+    max_reaching: f64,
     mut target: impl FnMut(Address) -> Target,
 ) -> Option<Plan> {
     let n = block.transactions.len();
@@ -281,6 +286,11 @@ pub fn plan(
         parent: (0..n as u32).collect(),
     };
     let mut reaching = None;
+    let total = block
+        .transactions
+        .iter()
+        .fold(0u64, |sum, tx| sum.saturating_add(tx.env.gas_limit));
+    let mut reaching_gas = 0u64;
     for (i, tx) in block.transactions.iter().enumerate() {
         let i = i as u32;
         let env = &tx.env;
@@ -335,6 +345,10 @@ pub fn plan(
                         key(Key::Reaching);
                         key(Key::Account(to));
                         reaching.get_or_insert(i);
+                        reaching_gas = reaching_gas.saturating_add(env.gas_limit);
+                        if share(reaching_gas, total) > max_reaching {
+                            return None;
+                        }
                     }
                     Target::Account | Target::SelfContained => key(Key::Account(to)),
                 },
@@ -343,14 +357,12 @@ pub fn plan(
     }
     // Group weights (gas limits), then largest first into the lightest bin.
     let mut weight = vec![0u64; n];
-    let mut total = 0u64;
     for (i, tx) in block.transactions.iter().enumerate() {
         let root = groups.find(i as u32) as usize;
         weight[root] = weight[root].saturating_add(tx.env.gas_limit);
-        total = total.saturating_add(tx.env.gas_limit);
     }
     let reaching = match reaching {
-        Some(tx) => weight[groups.find(tx) as usize] as f64 / total.max(1) as f64,
+        Some(tx) => share(weight[groups.find(tx) as usize], total),
         None => 0.0,
     };
     let mut roots: Vec<u32> = (0..n as u32)
@@ -382,6 +394,11 @@ pub fn plan(
         reaching,
         groups: roots_count,
     })
+}
+
+/// `part` of the block's gas limits `total`, as a fraction.
+fn share(part: u64, total: u64) -> f64 {
+    part as f64 / total.max(1) as f64
 }
 
 /// One bin's run.
@@ -895,7 +912,10 @@ mod tests {
         let txs = (0..8)
             .map(|i| tx(300 + i, Some(400 + i), Vec::new()))
             .collect();
-        let plan = plan(&block(txs), 2, Grouping::Keys, |_| Target::SelfContained).unwrap();
+        let plan = plan(&block(txs), 2, Grouping::Keys, 1.0, |_| {
+            Target::SelfContained
+        })
+        .unwrap();
         assert_eq!(plan.bins.len(), 2);
         assert_eq!(plan.bins[0].len(), 4);
         assert!((plan.predicted - 2.0).abs() < 1e-9);
@@ -912,7 +932,10 @@ mod tests {
             tx(5, Some(70), Vec::new()), // 5: alone
         ];
         let n = txs.len();
-        let plan = plan(&block(txs), 2, Grouping::Keys, |_| Target::SelfContained).unwrap();
+        let plan = plan(&block(txs), 2, Grouping::Keys, 1.0, |_| {
+            Target::SelfContained
+        })
+        .unwrap();
         let of = bins_of(&plan, n);
         assert_eq!(of[0], of[1]);
         assert_eq!(of[0], of[4]);
@@ -928,7 +951,10 @@ mod tests {
             tx(4, Some(900), transfer_call(14)), // 3
         ];
         let n = txs.len();
-        let plan = plan(&block(txs), 2, Grouping::Keys, |_| Target::SelfContained).unwrap();
+        let plan = plan(&block(txs), 2, Grouping::Keys, 1.0, |_| {
+            Target::SelfContained
+        })
+        .unwrap();
         let of = bins_of(&plan, n);
         assert_eq!(of[0], of[2]);
         assert!(plan.predicted > 1.0);
@@ -941,7 +967,9 @@ mod tests {
     }
 
     fn plan_of(txs: Vec<PreparedTx>) -> Option<Plan> {
-        plan(&block(txs), 2, Grouping::Keys, |_| Target::SelfContained)
+        plan(&block(txs), 2, Grouping::Keys, 1.0, |_| {
+            Target::SelfContained
+        })
     }
 
     #[test]
@@ -970,14 +998,17 @@ mod tests {
             tx(2, Some(3), Vec::new()),
             tx(0xcb, Some(5), Vec::new()),
         ];
-        let planned = plan(&block(payouts), 2, Grouping::Keys, |_| Target::Account).unwrap();
+        let planned = plan(&block(payouts), 2, Grouping::Keys, 1.0, |_| Target::Account).unwrap();
         assert_eq!(planned.groups, 2);
         let of = bins_of(&planned, 3);
         assert_eq!(of[0], of[2]);
         assert_ne!(of[0], of[1]);
         // Sender-only grouping ignores the shared target.
         let txs = (0..4).map(|i| tx(i, Some(77), Vec::new())).collect();
-        assert!(plan(&block(txs), 2, Grouping::SenderOnly, |_| Target::Reaching).is_some());
+        assert!(plan(&block(txs), 2, Grouping::SenderOnly, 1.0, |_| {
+            Target::Reaching
+        })
+        .is_some());
     }
 
     #[test]
@@ -997,9 +1028,21 @@ mod tests {
                 Target::SelfContained
             }
         };
-        let plan = plan(&block(txs), 2, Grouping::Keys, reach).unwrap();
-        let of = bins_of(&plan, n);
+        let block = block(txs);
+        let planned = plan(&block, 2, Grouping::Keys, 1.0, reach).unwrap();
+        let of = bins_of(&planned, n);
         assert_eq!(of[0], of[1]);
+        // The two router calls hold two fifths of the gas limits: a limit
+        // below that ends the plan at the second one (which `reach` counts).
+        assert!((planned.reaching - 0.4).abs() < 1e-9, "{planned:?}");
+        assert!(plan(&block, 2, Grouping::Keys, 0.4, reach).is_some());
+        let mut asked = 0;
+        let counting = |to| {
+            asked += 1;
+            reach(to)
+        };
+        assert_eq!(plan(&block, 2, Grouping::Keys, 0.3, counting), None);
+        assert_eq!(asked, 2);
     }
 
     #[test]
