@@ -28,6 +28,15 @@ pub struct BlockInput {
     pub ommers: Vec<Ommer>,
 }
 
+impl BlockInput {
+    /// The sum of the transactions' gas limits (saturating).
+    pub fn gas_limits(&self) -> u64 {
+        self.transactions
+            .iter()
+            .fold(0, |sum, tx| sum.saturating_add(tx.env.gas_limit))
+    }
+}
+
 impl BlockOutput {
     /// The header's `requestsHash` this block must carry (Prague on).
     pub fn requests_hash(&self) -> Option<alloy_primitives::B256> {

@@ -244,15 +244,8 @@ impl CostModel {
         {
             return None;
         }
-        if fill {
-            let limits = block
-                .transactions
-                .iter()
-                .map(|t| t.env.gas_limit)
-                .fold(0, u64::saturating_add);
-            if limits > block.header.gas_limit {
-                return None;
-            }
+        if fill && block.gas_limits() > block.header.gas_limit {
+            return None;
         }
         let plan = partition::plan(block, threads, policy.grouping, policy.max_reaching, target)?;
         if policy.one_group_sequential && plan.groups == 1 && plan.reaching == 0.0 {
@@ -283,11 +276,7 @@ fn block_gas(block: &BlockInput) -> u64 {
     if block.header.gas_used > 0 {
         block.header.gas_used
     } else {
-        block
-            .transactions
-            .iter()
-            .map(|t| t.env.gas_limit)
-            .fold(0, u64::saturating_add)
+        block.gas_limits()
     }
 }
 

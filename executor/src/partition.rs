@@ -286,10 +286,7 @@ pub fn plan(
         parent: (0..n as u32).collect(),
     };
     let mut reaching = None;
-    let total = block
-        .transactions
-        .iter()
-        .fold(0u64, |sum, tx| sum.saturating_add(tx.env.gas_limit));
+    let total = block.gas_limits();
     let mut reaching_gas = 0u64;
     for (i, tx) in block.transactions.iter().enumerate() {
         let i = i as u32;
