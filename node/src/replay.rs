@@ -197,30 +197,19 @@ pub fn replay_block(
         .filter(|_| par_result.as_ref().is_some_and(|r| r.is_ok()));
     let (mut seq_ms, mut par_ms) = (f64::INFINITY, f64::INFINITY);
     for round in 0..options.runs.max(1) {
-        let mut time_sequential = || {
-            let start = Instant::now();
-            let result = sequential();
-            seq_ms = seq_ms.min(start.elapsed().as_secs_f64() * 1e3);
-            result
-        };
-        let mut time_parallel = |run: &dyn Fn() -> _| {
-            let start = Instant::now();
-            let result = run();
-            par_ms = par_ms.min(start.elapsed().as_secs_f64() * 1e3);
-            result
-        };
-        let seq = match (timed_parallel, round % 2) {
-            (Some(run), 1) => {
-                par_result = Some(time_parallel(run));
-                time_sequential()
+        let parallel_first = round % 2 == 1;
+        let mut time_parallel = || {
+            if let Some(run) = timed_parallel {
+                par_result = Some(timed(&mut par_ms, run));
             }
-            (Some(run), _) => {
-                let seq = time_sequential();
-                par_result = Some(time_parallel(run));
-                seq
-            }
-            (None, _) => time_sequential(),
         };
+        if parallel_first {
+            time_parallel();
+        }
+        let seq = timed(&mut seq_ms, sequential);
+        if !parallel_first {
+            time_parallel();
+        }
         if let Err(e) = seq {
             report.valid = false;
             report
@@ -270,6 +259,14 @@ pub fn replay_block(
         }
     }
     report
+}
+
+/// Runs `f`, keeping in `best` the fastest time so far in milliseconds.
+fn timed<T>(best: &mut f64, f: impl FnOnce() -> T) -> T {
+    let start = Instant::now();
+    let result = f();
+    *best = best.min(start.elapsed().as_secs_f64() * 1e3);
+    result
 }
 
 /// Where two block outputs differ, if they do.
