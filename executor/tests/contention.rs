@@ -300,9 +300,6 @@ fn block_with_withdrawals(
         .enumerate()
         .map(|(i, op)| {
             let mut gas_limit = 200_000;
-            if let Op::CoinbasePays { .. } = op {
-                gas_limit = COINBASE_PAYMENT_GAS;
-            }
             let (from, to, value, data) = match *op {
                 Op::Transfer { from, to, value } => {
                     // Past the EOAs: the beneficiary, then two addresses that
@@ -356,6 +353,7 @@ fn block_with_withdrawals(
                 ),
                 Op::PayChild { from, salt, value } => (from, child(salt), value, Bytes::new()),
                 Op::CoinbasePays { to, value } => {
+                    gas_limit = COINBASE_PAYMENT_GAS;
                     let to = match to.checked_sub(EOAS) {
                         None => eoa(to),
                         Some(0) => addr(COINBASE),
