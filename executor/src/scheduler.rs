@@ -101,10 +101,17 @@ struct Counters {
     /// Finished executions (high 32 bits) and aborts (low 32 bits) at the
     /// start of the current window of [`ABORT_WINDOW`] executions.
     window: AtomicU64,
+    /// Windows in a row, up to the current one, with one abort or more for
+    /// every four executions.
+    aborting_windows: AtomicUsize,
 }
 
 /// Executions per window of the fall-back decision.
 const ABORT_WINDOW: usize = 64;
+
+/// How many windows the fall-back decision needs: that many in a row
+/// mostly aborting, or the block so far over that many windows' executions.
+const ABORTING_WINDOWS: usize = 2;
 
 fn pack_window(executions: usize, aborts: usize) -> u64 {
     ((executions as u64) << 32) | (aborts as u64 & 0xffff_ffff)
@@ -180,20 +187,25 @@ impl Scheduler {
 
     /// True when speculation is mostly wasted: at least `min_aborts` aborted
     /// incarnations, and at least one abort for every four finished
-    /// executions, over the whole block so far or over the last window of
-    /// [`ABORT_WINDOW`] executions. A chain of dependent transactions on two
-    /// workers hovers around one abort in three or four executions (the
-    /// rolling commit and the dependency waits keep many from running twice),
-    /// and at that rate each transaction costs two to three times its
-    /// sequential execution; the window catches a chain that the block's
-    /// running total would only cross late.
+    /// executions, either over the whole block so far once it has run
+    /// [`ABORTING_WINDOWS`] windows of [`ABORT_WINDOW`] executions, or over
+    /// each of the last [`ABORTING_WINDOWS`] windows. A chain of dependent
+    /// transactions on two workers hovers around one abort in three or four
+    /// executions (the rolling commit and the dependency waits keep many from
+    /// running twice), and at that rate each transaction costs two to three
+    /// times its sequential execution; the windows catch a chain that the
+    /// block's running total would only cross late. One window is not enough
+    /// evidence: a burst of dependent transactions (a bundle, a run of swaps
+    /// on one pool) in an otherwise parallel block aborts that often for a
+    /// few dozen executions, and giving up there would run the rest of the
+    /// block in order.
     pub fn mostly_aborting(&self, min_aborts: usize) -> bool {
         let aborts = self.counters.aborts.load(Ordering::Relaxed);
         if aborts < min_aborts {
             return false;
         }
         let executions = self.executions.load(Ordering::Relaxed);
-        if aborts * 4 >= executions {
+        if aborts * 4 >= executions && executions >= ABORTING_WINDOWS * ABORT_WINDOW {
             return true;
         }
         let start = self.counters.window.load(Ordering::Relaxed);
@@ -202,14 +214,28 @@ impl Scheduler {
         if executions < start_executions + ABORT_WINDOW {
             return false;
         }
-        // One thread moves the window on; a lost race only skips a check.
-        let _ = self.counters.window.compare_exchange(
-            start,
-            pack_window(executions, aborts),
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        );
-        aborts.saturating_sub(start_aborts) * 4 >= executions - start_executions
+        // One thread closes the window and counts it; a thread that lost the
+        // race checks again once the next window is full.
+        if self
+            .counters
+            .window
+            .compare_exchange(
+                start,
+                pack_window(executions, aborts),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            return false;
+        }
+        let windows = &self.counters.aborting_windows;
+        if aborts.saturating_sub(start_aborts) * 4 >= executions - start_executions {
+            windows.fetch_add(1, Ordering::Relaxed) + 1 >= ABORTING_WINDOWS
+        } else {
+            windows.store(0, Ordering::Relaxed);
+            false
+        }
     }
 
     /// Aborted incarnations (by failed validation or by a dependency).
@@ -507,5 +533,56 @@ mod tests {
             })
         );
         assert_eq!(s.aborts(), 1);
+    }
+
+    /// Feeds `s` finished executions, `aborts_per_window` of every window of
+    /// [`ABORT_WINDOW`] aborting, for `windows` windows; checks the
+    /// fall-back decision once per execution, as workers do. Returns the
+    /// execution at which it first said to give up.
+    fn feed(s: &Scheduler, windows: usize, aborts_per_window: usize) -> Option<usize> {
+        for w in 0..windows {
+            for e in 0..ABORT_WINDOW {
+                s.executions.fetch_add(1, Ordering::Relaxed);
+                if e < aborts_per_window {
+                    s.counters.aborts.fetch_add(1, Ordering::Relaxed);
+                }
+                if s.mostly_aborting(16) {
+                    return Some(w * ABORT_WINDOW + e + 1);
+                }
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn a_burst_of_aborts_is_not_a_dependent_block() {
+        // A bundle at the top of the block: a third of the first window
+        // aborts, then the block runs clean.
+        let s = Scheduler::new(1000);
+        assert_eq!(feed(&s, 1, 24), None);
+        assert_eq!(feed(&s, 10, 2), None);
+        // One bad window in the middle, between clean ones, neither.
+        assert_eq!(feed(&s, 1, 24), None);
+        assert_eq!(feed(&s, 1, 4), None);
+        assert_eq!(feed(&s, 1, 24), None);
+    }
+
+    #[test]
+    fn a_dependent_block_falls_back_after_two_windows() {
+        // A chain from the start: one abort in three executions.
+        let s = Scheduler::new(1000);
+        let at = feed(&s, 4, 22).expect("a chain falls back");
+        assert!((ABORT_WINDOW + 1..=2 * ABORT_WINDOW).contains(&at), "{at}");
+        // A chain that starts late: the block's running total would cross
+        // one in four only much later; two windows in a row decide (the
+        // first window to close may still hold the clean part).
+        let s = Scheduler::new(1000);
+        assert_eq!(feed(&s, 8, 1), None);
+        let at = feed(&s, 4, 22).expect("a late chain falls back");
+        assert!(at <= 3 * ABORT_WINDOW, "{at}");
+        // Fewer aborts than the minimum never fall back.
+        let s = Scheduler::new(1000);
+        assert_eq!(feed(&s, 1, 15), None);
+        assert!(!s.mostly_aborting(16));
     }
 }
