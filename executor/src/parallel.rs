@@ -191,7 +191,7 @@ impl Default for CostModel {
         Self {
             min_txs: 16,
             min_gas: 4_000_000,
-            min_gas_per_tx: 33_000,
+            min_gas_per_tx: 25_000,
             fallback_min_aborts: Some(16),
             partition: Some(PartitionPolicy::default()),
         }
