@@ -36,7 +36,7 @@ use crate::{
     vm::{self, Incarnated, ReadRecord, Shared, TxOutcome},
     ChainConfig,
 };
-use alloy_primitives::Address;
+use alloy_primitives::{map::B256Map, Address, B256};
 use pel_state::{DiffOverlay, StateReader};
 use revm::context::result::EVMError;
 use std::{
@@ -96,6 +96,9 @@ enum Profiling {
     /// Always run the parallel phase to its end, and profile it.
     Forced,
 }
+
+/// Transactions per piece of the parallel classification of call targets.
+const CLASSIFY_CHUNK: usize = 256;
 
 /// When to run a block in parallel. The thresholds were fitted on the
 /// captured mainnet blocks at 2 threads (see `benches/RESULTS.md`): below them
@@ -235,7 +238,7 @@ impl CostModel {
         block: &BlockInput,
         threads: usize,
         fill: bool,
-        target: impl FnMut(Address) -> Target,
+        target: impl FnMut(TxIdx, Address) -> Target,
     ) -> Option<Route> {
         let policy = self.partition?;
         if threads < 2
@@ -299,7 +302,7 @@ pub struct ParallelExecutor {
     /// When to fall back to the sequential executor.
     pub cost_model: CostModel,
     /// What each code (by hash) may reach, as the partitioned plan asks.
-    targets: Mutex<alloy_primitives::map::B256Map<Target>>,
+    targets: Mutex<B256Map<Target>>,
 }
 
 /// The executor could not start its threads.
@@ -369,13 +372,35 @@ impl ParallelExecutor {
 
     /// What the target of a call may reach, by its code (see
     /// [`partition::classify`]); a state error counts as reaching anything.
-    fn classify<S: StateReader>(&self, state: &S, code: &crate::CodeCache, to: Address) -> Target {
+    fn classify<S: StateReader>(
+        &self,
+        state: &S,
+        code: &crate::CodeCache,
+        to: Address,
+        seen: &mut B256Map<Target>,
+    ) -> Target {
         let Ok(account) = state.account(&to) else {
             return Target::Reaching;
         };
         let Some(hash) = account.filter(|a| !a.has_no_code()).map(|a| a.code_hash) else {
             return Target::Account;
         };
+        if let Some(target) = seen.get(&hash) {
+            return *target;
+        }
+        let target = self.classify_code(state, code, hash);
+        seen.insert(hash, target);
+        target
+    }
+
+    /// What code `hash` may reach, through the executor's map of classified
+    /// code.
+    fn classify_code<S: StateReader>(
+        &self,
+        state: &S,
+        code: &crate::CodeCache,
+        hash: B256,
+    ) -> Target {
         if let Some(target) = lock(&self.targets).get(&hash) {
             return *target;
         }
@@ -388,6 +413,31 @@ impl ParallelExecutor {
         };
         lock(&self.targets).insert(hash, target);
         target
+    }
+
+    /// The targets of every call of `block` the plan will ask about
+    /// ([`partition::asks_target`]), classified on all workers: the account
+    /// reads are a cache miss each, and a block of swaps on distinct pools
+    /// asks about every transaction.
+    fn classify_ahead<S: StateReader>(
+        &self,
+        state: &S,
+        code: &crate::CodeCache,
+        block: &BlockInput,
+    ) -> Vec<Option<Target>> {
+        use rayon::prelude::*;
+        let beneficiary = block.header.beneficiary;
+        self.pool.install(|| {
+            block
+                .transactions
+                .par_iter()
+                .with_min_len(CLASSIFY_CHUNK)
+                .map_init(B256Map::default, |seen, tx| {
+                    partition::asks_target(tx, beneficiary)
+                        .map(|to| self.classify(state, code, to, seen))
+                })
+                .collect()
+        })
     }
 
     /// Executes `block` on `state`; the output equals the sequential executor's.
@@ -446,11 +496,21 @@ impl ParallelExecutor {
         let code = options.code_cache.clone().unwrap_or_default();
         let route = match profiling {
             Profiling::Forced => None,
-            _ => self
-                .cost_model
-                .route(block, self.threads, options.fill, |to| {
-                    self.classify(&state, &code, to)
-                }),
+            _ => self.cost_model.route(block, self.threads, options.fill, {
+                // Classified all at once on the plan's first question
+                // (a plan given up before it asks costs nothing).
+                let mut ahead: Option<Vec<Option<Target>>> = None;
+                let mut seen = B256Map::default();
+                let (state, code) = (&state, &code);
+                move |i, to| {
+                    let ahead =
+                        ahead.get_or_insert_with(|| self.classify_ahead(state, code, block));
+                    match ahead.get(i) {
+                        Some(Some(target)) => *target,
+                        _ => self.classify(state, code, to, &mut seen),
+                    }
+                }
+            }),
         };
         let plan = match route {
             Some(Route::Partition(plan)) => Some(plan),

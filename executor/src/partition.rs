@@ -225,6 +225,19 @@ fn erc20_holders(sender: Address, data: &[u8]) -> Option<[Address; 2]> {
     }
 }
 
+/// The call target whose code [`plan`] asks about for `tx`: calls with data
+/// that are not ERC-20 transfers or approvals (a call without data is keyed
+/// by its target, whatever it is), and the beneficiary's payments. The
+/// caller may classify these ahead, all at once.
+pub fn asks_target(tx: &crate::PreparedTx, beneficiary: Address) -> Option<Address> {
+    let TxKind::Call(to) = tx.env.kind else {
+        return None;
+    };
+    let erc20 = || tx.env.value.is_zero() && erc20_holders(tx.sender, &tx.env.data).is_some();
+    (to != beneficiary && (tx.sender == beneficiary || !(tx.env.data.is_empty() || erc20())))
+        .then_some(to)
+}
+
 /// Union-find over transaction indices.
 struct Groups {
     parent: Vec<u32>,
@@ -258,15 +271,14 @@ impl Groups {
 /// as much, [`Plan::reaching`]), so that a block bound for Block-STM stops
 /// paying for its plan early.
 ///
-/// `target` tells what a contract call's target may reach; it is asked only
-/// for calls with data that are not ERC-20 transfers or approvals (a call
-/// without data is keyed by its target, whatever it is).
+/// `target(i, to)` tells what transaction `i`'s call target `to` may reach;
+/// it is asked only for the calls [`asks_target`] names, in block order.
 pub fn plan(
     block: &BlockInput,
     bins: usize,
     grouping: Grouping,
     max_reaching: f64,
-    mut target: impl FnMut(Address) -> Target,
+    mut target: impl FnMut(TxIdx, Address) -> Target,
 ) -> Option<Plan> {
     let n = block.transactions.len();
     let beneficiary = block.header.beneficiary;
@@ -299,7 +311,8 @@ pub fn plan(
         // (see `run_bin`).
         if tx.sender == beneficiary {
             match env.kind {
-                TxKind::Call(to) if to != beneficiary && target(to) == Target::Account => {}
+                TxKind::Call(to)
+                    if to != beneficiary && target(i as TxIdx, to) == Target::Account => {}
                 _ => return None,
             }
         }
@@ -335,7 +348,7 @@ pub fn plan(
                     }
                 }
                 None if env.data.is_empty() => key(Key::Account(to)),
-                None => match target(to) {
+                None => match target(i as TxIdx, to) {
                     // Also keyed by the target itself, so that a plain
                     // payment to it (a deposit into wrapped ether) joins.
                     Target::Reaching => {
@@ -905,11 +918,45 @@ mod tests {
     }
 
     #[test]
+    fn asks_target_names_exactly_the_calls_the_plan_asks_about() {
+        let mut with_value = tx(7, Some(50), transfer_call(8));
+        with_value.env.value = U256::from(1);
+        let txs = vec![
+            tx(1, Some(50), transfer_call(2)), // an ERC-20 transfer: keyed by holders
+            tx(3, Some(51), Vec::new()),       // a plain payment
+            tx(4, Some(52), vec![1, 2, 3]),    // a call with data
+            tx(5, None, vec![1]),              // a creation
+            tx(0xcb, Some(53), Vec::new()),    // the beneficiary's payment
+            with_value,                        // a transfer call carrying value
+            tx(9, Some(54), vec![9]),          // another call with data
+        ];
+        let block = block(txs);
+        let mut asked = Vec::new();
+        let planned = plan(&block, 2, Grouping::Keys, 1.0, |i, to| {
+            asked.push((i, to));
+            Target::Account
+        });
+        assert!(planned.is_some());
+        asked.dedup();
+        let ahead: Vec<(TxIdx, Address)> = block
+            .transactions
+            .iter()
+            .enumerate()
+            .filter_map(|(i, tx)| asks_target(tx, block.header.beneficiary).map(|to| (i, to)))
+            .collect();
+        assert_eq!(asked, ahead);
+        assert_eq!(
+            ahead.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            vec![2, 4, 5, 6]
+        );
+    }
+
+    #[test]
     fn independent_transfers_spread_evenly() {
         let txs = (0..8)
             .map(|i| tx(300 + i, Some(400 + i), Vec::new()))
             .collect();
-        let plan = plan(&block(txs), 2, Grouping::Keys, 1.0, |_| {
+        let plan = plan(&block(txs), 2, Grouping::Keys, 1.0, |_, _| {
             Target::SelfContained
         })
         .unwrap();
@@ -929,7 +976,7 @@ mod tests {
             tx(5, Some(70), Vec::new()), // 5: alone
         ];
         let n = txs.len();
-        let plan = plan(&block(txs), 2, Grouping::Keys, 1.0, |_| {
+        let plan = plan(&block(txs), 2, Grouping::Keys, 1.0, |_, _| {
             Target::SelfContained
         })
         .unwrap();
@@ -948,7 +995,7 @@ mod tests {
             tx(4, Some(900), transfer_call(14)), // 3
         ];
         let n = txs.len();
-        let plan = plan(&block(txs), 2, Grouping::Keys, 1.0, |_| {
+        let plan = plan(&block(txs), 2, Grouping::Keys, 1.0, |_, _| {
             Target::SelfContained
         })
         .unwrap();
@@ -964,7 +1011,7 @@ mod tests {
     }
 
     fn plan_of(txs: Vec<PreparedTx>) -> Option<Plan> {
-        plan(&block(txs), 2, Grouping::Keys, 1.0, |_| {
+        plan(&block(txs), 2, Grouping::Keys, 1.0, |_, _| {
             Target::SelfContained
         })
     }
@@ -995,14 +1042,17 @@ mod tests {
             tx(2, Some(3), Vec::new()),
             tx(0xcb, Some(5), Vec::new()),
         ];
-        let planned = plan(&block(payouts), 2, Grouping::Keys, 1.0, |_| Target::Account).unwrap();
+        let planned = plan(&block(payouts), 2, Grouping::Keys, 1.0, |_, _| {
+            Target::Account
+        })
+        .unwrap();
         assert_eq!(planned.groups, 2);
         let of = bins_of(&planned, 3);
         assert_eq!(of[0], of[2]);
         assert_ne!(of[0], of[1]);
         // Sender-only grouping ignores the shared target.
         let txs = (0..4).map(|i| tx(i, Some(77), Vec::new())).collect();
-        assert!(plan(&block(txs), 2, Grouping::SenderOnly, 1.0, |_| {
+        assert!(plan(&block(txs), 2, Grouping::SenderOnly, 1.0, |_, _| {
             Target::Reaching
         })
         .is_some());
@@ -1026,15 +1076,15 @@ mod tests {
             }
         };
         let block = block(txs);
-        let planned = plan(&block, 2, Grouping::Keys, 1.0, reach).unwrap();
+        let planned = plan(&block, 2, Grouping::Keys, 1.0, |_, to| reach(to)).unwrap();
         let of = bins_of(&planned, n);
         assert_eq!(of[0], of[1]);
         // The two router calls hold two fifths of the gas limits: a limit
         // below that ends the plan at the second one (which `reach` counts).
         assert!((planned.reaching - 0.4).abs() < 1e-9, "{planned:?}");
-        assert!(plan(&block, 2, Grouping::Keys, 0.4, reach).is_some());
+        assert!(plan(&block, 2, Grouping::Keys, 0.4, |_, to| reach(to)).is_some());
         let mut asked = 0;
-        let counting = |to| {
+        let counting = |_, to| {
             asked += 1;
             reach(to)
         };
