@@ -34,12 +34,17 @@
 //!   its latest write set hold entries of `i`.
 
 use crate::scheduler::{lock, TxIdx};
-use alloy_primitives::{Address, U256};
+use alloy_primitives::{map::HashSet, Address, U256};
 use crossbeam_utils::CachePadded;
 use dashmap::DashMap;
 use pel_state::AccountInfo;
 use smallvec::SmallVec;
 use std::sync::Mutex;
+
+/// Above this many comparisons (old locations times new writes), a
+/// re-recorded incarnation finds the locations it no longer writes through
+/// a set instead of scanning its writes once per old location.
+const SCAN_MAX: usize = 1024;
 
 /// A versioned state location.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -372,14 +377,22 @@ impl MvMemory {
                 _ => take(deltas, tx) | put(full, tx, Entry::Data(*value)),
             };
         }
-        // Entries of the previous incarnation that this one did not rewrite.
-        for old in last.iter() {
-            if !writes.iter().any(|(l, _)| l == old) {
+        // Entries of the previous incarnation that this one did not rewrite:
+        // a scan of the new writes per old location, or, for transactions
+        // writing many locations (a scan each would be quadratic), a set.
+        let remove_stale = |rewritten: &dyn Fn(&Location) -> bool| {
+            for old in last.iter().filter(|old| !rewritten(old)) {
                 if let Some(mut entries) = self.data.get_mut(old) {
                     take(&mut entries.writes, tx);
                     take(&mut entries.deltas, tx);
                 }
             }
+        };
+        if last.len().saturating_mul(writes.len()) <= SCAN_MAX {
+            remove_stale(&|old| writes.iter().any(|(l, _)| l == old));
+        } else {
+            let new: HashSet<&Location> = writes.iter().map(|(l, _)| l).collect();
+            remove_stale(&|old| new.contains(old));
         }
         last.clear();
         last.extend(writes.iter().map(|(l, _)| *l));
@@ -458,6 +471,41 @@ mod tests {
         assert_eq!(mv.fee(0), Fee::Known(U256::from(7)));
         // Same location again: nothing new.
         assert!(!mv.record(0, &[(slot(2), Value::Storage(U256::from(3)))], U256::ZERO));
+    }
+
+    #[test]
+    fn a_big_rewrite_drops_exactly_the_locations_it_no_longer_writes() {
+        // Both ways of finding them: a scan for a few locations, a set for
+        // many (more than SCAN_MAX comparisons).
+        for n in [8u64, 200] {
+            let mv = MvMemory::new(2);
+            let first: Vec<_> = (0..n)
+                .map(|i| (slot(i), Value::Storage(U256::from(i))))
+                .collect();
+            assert!(mv.record(0, &first, U256::ZERO));
+            // The next incarnation writes the even slots again, and new ones.
+            let second: Vec<_> = (0..n)
+                .filter(|i| i % 2 == 0)
+                .chain(n..n + 4)
+                .map(|i| (slot(i), Value::Storage(U256::from(i + 1000))))
+                .collect();
+            assert!(mv.record(0, &second, U256::ZERO));
+            for i in 0..n + 4 {
+                let read = mv.read(&slot(i), 1);
+                if i % 2 == 1 && i < n {
+                    assert_eq!(read, Read::Base, "slot {i} of {n}");
+                } else {
+                    assert_eq!(
+                        read,
+                        Read::Written {
+                            tx: 0,
+                            value: Value::Storage(U256::from(i + 1000))
+                        },
+                        "slot {i} of {n}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
