@@ -28,9 +28,13 @@ use crate::{
     vm::{Executed, ReadRecord, TxOutcome},
     ChainConfig,
 };
-use alloy_primitives::Address;
-use pel_state::StateReader;
+use alloy_primitives::{map::HashMap, Address};
+use pel_state::{AccountInfo, StateReader};
 use revm::{context::result::EVMError, primitives::hardfork::SpecId};
+
+/// Above this many reads, the commit of a transaction indexes its base
+/// reads by address instead of scanning them once per changed account.
+const KNOWN_SCAN_MAX: usize = 32;
 
 /// The committed prefix of a block; see the module docs.
 #[derive(Debug)]
@@ -154,17 +158,33 @@ impl<'a, S: StateReader> Committer<'a, S> {
         // A base read of the beneficiary includes deferred fees: not a base value.
         // A lazily credited target read past deltas from the base saw the
         // block-start record too, as did a debited sender read from the base.
-        let known = |address: &Address| {
-            reads.iter().find_map(|read| match read {
-                ReadRecord::Account(a, seen, None)
-                | ReadRecord::Credited(a, seen, None)
-                | ReadRecord::Debited(a, seen, None)
-                    if a == address && *a != beneficiary =>
-                {
-                    Some(seen.info)
+        let base_read = |read: &ReadRecord| match read {
+            ReadRecord::Account(a, seen, None)
+            | ReadRecord::Credited(a, seen, None)
+            | ReadRecord::Debited(a, seen, None)
+                if *a != beneficiary =>
+            {
+                Some((*a, seen.info))
+            }
+            _ => None,
+        };
+        // Asked once per changed account: a scan of the reads each time, or,
+        // for a transaction that read many (a scan each would be quadratic),
+        // a map of the first base read of each account.
+        let by_address: Option<HashMap<Address, Option<AccountInfo>>> =
+            (reads.len() > KNOWN_SCAN_MAX).then(|| {
+                let mut map = HashMap::default();
+                for (address, info) in reads.iter().filter_map(base_read) {
+                    map.entry(address).or_insert(info);
                 }
-                _ => None,
-            })
+                map
+            });
+        let known = |address: &Address| match &by_address {
+            Some(map) => map.get(address).copied(),
+            None => reads
+                .iter()
+                .filter_map(base_read)
+                .find_map(|(a, info)| (a == *address).then_some(info)),
         };
         let spec = self.spec;
         self.state
