@@ -14,6 +14,7 @@ pub mod code_cache;
 pub mod commit;
 pub mod env;
 pub mod error;
+pub mod hints;
 pub mod journal;
 pub mod mv_memory;
 pub mod parallel;

@@ -27,6 +27,7 @@ use crate::{
     block_state::BlockState,
     commit::{CommittedBlock, Committer},
     error::ExecError,
+    hints,
     mv_memory::{Location, MvMemory, Value},
     partition::{self, Grouping, Plan, Target},
     profile::{self, BlockProfile, TxTrace},
@@ -594,7 +595,7 @@ impl ParallelExecutor {
             }
             None => MvMemory::new(n),
         };
-        let same_sender = previous_by_sender(block);
+        let hints = hints::wait_hints(block);
         let scheduler = Scheduler::new(n);
         let base = DiffOverlay::new(evm.ctx.journaled_state.inner.database.base(), &pre_block);
         let mut commit_state = BlockState::with_code_cache(&base, code.clone());
@@ -632,7 +633,7 @@ impl ParallelExecutor {
                                 slots: &slots,
                                 committer: &committer,
                                 block,
-                                same_sender: &same_sender,
+                                hints: &hints,
                             },
                             &mut vm,
                             WorkerPolicy {
@@ -739,22 +740,6 @@ impl ParallelExecutor {
     }
 }
 
-/// For each transaction, the previous transaction of the same sender.
-fn previous_by_sender(block: &BlockInput) -> Vec<Option<TxIdx>> {
-    // Sized up front: growing the map cost a twentieth of a chained block.
-    let mut last: alloy_primitives::map::HashMap<alloy_primitives::Address, TxIdx> =
-        alloy_primitives::map::HashMap::with_capacity_and_hasher(
-            block.transactions.len(),
-            Default::default(),
-        );
-    block
-        .transactions
-        .iter()
-        .enumerate()
-        .map(|(i, tx)| last.insert(tx.sender, i))
-        .collect()
-}
-
 /// How a worker runs: when to give up, and what to keep for the profile.
 #[derive(Clone, Copy, Debug)]
 struct WorkerPolicy {
@@ -769,7 +754,8 @@ struct Block<'b, 'a, 'c, S> {
     slots: &'b [Mutex<TxSlot>],
     committer: &'b Mutex<Committer<'c, &'c S>>,
     block: &'b BlockInput,
-    same_sender: &'b [Option<TxIdx>],
+    /// What each transaction waits for before it runs ([`hints`]).
+    hints: &'b [hints::Hints],
 }
 
 /// Commits as many final transactions as are ready, in order, unless another
@@ -829,13 +815,14 @@ fn worker<'a, S: StateReader>(
         task = match current {
             Task::Execute(version) => {
                 let env = &b.block.transactions[version.tx].env;
-                // A sender's transactions are a chain (nonce, balance): wait for
-                // the previous one instead of executing on a stale view.
-                if let Some(previous) = b.same_sender[version.tx] {
-                    if !scheduler.is_executed(previous) && scheduler.wait_for(version.tx, previous)
-                    {
-                        continue;
-                    }
+                // A sender's previous transaction, a bundle's opening trade:
+                // wait for them instead of executing on a stale view.
+                if b.hints[version.tx]
+                    .iter()
+                    .flatten()
+                    .any(|&h| !scheduler.is_executed(h) && scheduler.wait_for(version.tx, h))
+                {
+                    continue;
                 }
                 loop {
                     let start = Instant::now();

@@ -358,7 +358,8 @@ impl Scheduler {
     }
 
     /// Like [`Scheduler::add_dependency`], for a dependency known before `tx`
-    /// ran (the previous transaction of the same sender): nothing is aborted.
+    /// ran (a hint of [`crate::hints`]: the sender's previous transaction, a
+    /// bundle's opening trade): nothing is aborted.
     pub fn wait_for(&self, tx: TxIdx, blocking: TxIdx) -> bool {
         self.suspend(tx, blocking)
     }
