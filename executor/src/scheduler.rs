@@ -187,9 +187,9 @@ impl Scheduler {
 
     /// True when speculation is mostly wasted: at least `min_aborts` aborted
     /// incarnations, and at least one abort for every four finished
-    /// executions, either over the whole block so far once it has run
-    /// [`ABORTING_WINDOWS`] windows of [`ABORT_WINDOW`] executions, or over
-    /// each of the last [`ABORTING_WINDOWS`] windows. A chain of dependent
+    /// executions, either over the whole block so far once it has run two
+    /// windows of 64 executions (`ABORTING_WINDOWS`, `ABORT_WINDOW`), or
+    /// over each of the last two windows. A chain of dependent
     /// transactions on two workers hovers around one abort in three or four
     /// executions (the rolling commit and the dependency waits keep many from
     /// running twice), and at that rate each transaction costs two to three
