@@ -19,7 +19,7 @@
 //!   such credits can overflow). The read records just that
 //!   ([`ReadRecord::Credited`]) and looks past the credits of other
 //!   transactions ([`MvMemory::read_past_deltas`]), the write is a credit
-//!   ([`Value::Credit`]), and the commit adds the amount to the committed
+//!   ([`Delta::Credit`]), and the commit adds the amount to the committed
 //!   balance: many payments to one address form no chain. revm computes the
 //!   target's new balance from the value read past credits; that result is
 //!   replaced by the credit, and an incarnation whose target change is not
