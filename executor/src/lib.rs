@@ -37,6 +37,7 @@ pub use parallel::{CostModel, ParallelExecutor, ParallelStats, PartitionPolicy, 
 pub use partition::Grouping;
 pub use profile::BlockProfile;
 pub use receipt::TxReceipt;
+pub use scheduler::FallBack;
 pub use sequential::execute_block;
 pub use tx::PreparedTx;
 

@@ -31,7 +31,7 @@ use crate::{
     mv_memory::{Location, MvMemory, Value},
     partition::{self, Grouping, Plan, Target},
     profile::{self, BlockProfile, TxTrace},
-    scheduler::{lock, Scheduler, Task, TxIdx},
+    scheduler::{lock, FallBack, Scheduler, Task, TxIdx},
     sequential::{self, finish_block, tx_error, ExecOptions},
     system,
     vm::{self, Incarnated, ReadRecord, Shared, TxOutcome},
@@ -114,12 +114,12 @@ pub struct CostModel {
     /// Blocks averaging less gas per transaction than this (mostly plain
     /// transfers, a microsecond each) run sequentially.
     pub min_gas_per_tx: u64,
-    /// Give up the parallel phase and execute the rest of the block in order
-    /// once this many incarnations were aborted and they are at least a
-    /// quarter of the executions, over the block so far or its latest window
-    /// (a dependent block; see `Scheduler::mostly_aborting`); `None` never
+    /// When to give up the parallel phase and execute the rest of the block
+    /// in order: enough aborted incarnations, a quarter of the executions or
+    /// more, over the block so far or the latest windows (a dependent block;
+    /// see [`crate::scheduler::Scheduler::mostly_aborting`]); `None` never
     /// gives up.
-    pub fallback_min_aborts: Option<usize>,
+    pub fallback: Option<FallBack>,
     /// When to try the partitioned fast path ([`crate::partition`]) before
     /// Block-STM; `None` never tries it.
     pub partition: Option<PartitionPolicy>,
@@ -196,7 +196,7 @@ impl Default for CostModel {
             min_txs: 16,
             min_gas: 4_000_000,
             min_gas_per_tx: 25_000,
-            fallback_min_aborts: Some(16),
+            fallback: Some(FallBack::DEFAULT),
             partition: Some(PartitionPolicy::default()),
         }
     }
@@ -210,7 +210,7 @@ impl CostModel {
             min_txs: 0,
             min_gas: 0,
             min_gas_per_tx: 0,
-            fallback_min_aborts: None,
+            fallback: None,
             partition: None,
         }
     }
@@ -219,7 +219,7 @@ impl CostModel {
     /// execution on a dependent block (benchmarks, `--force-parallel`).
     pub fn forced() -> Self {
         Self {
-            fallback_min_aborts: CostModel::default().fallback_min_aborts,
+            fallback: CostModel::default().fallback,
             partition: CostModel::default().partition,
             ..Self::always()
         }
@@ -528,9 +528,9 @@ impl ParallelExecutor {
             let output = sequential::execute_block(state, block, chain, options)?;
             return Ok((output, ParallelStats::default(), None));
         }
-        let fallback_min_aborts = match profiling {
+        let fallback = match profiling {
             Profiling::Forced => None,
-            _ => self.cost_model.fallback_min_aborts,
+            _ => self.cost_model.fallback,
         };
         let keep_writes = profiling != Profiling::Off;
         let header = &block.header;
@@ -637,7 +637,7 @@ impl ParallelExecutor {
                             },
                             &mut vm,
                             WorkerPolicy {
-                                fallback_min_aborts,
+                                fallback,
                                 keep_writes,
                             },
                         );
@@ -743,7 +743,7 @@ impl ParallelExecutor {
 /// How a worker runs: when to give up, and what to keep for the profile.
 #[derive(Clone, Copy, Debug)]
 struct WorkerPolicy {
-    fallback_min_aborts: Option<usize>,
+    fallback: Option<FallBack>,
     keep_writes: bool,
 }
 
@@ -796,8 +796,8 @@ fn worker<'a, S: StateReader>(
     let mut task = None;
     loop {
         if policy
-            .fallback_min_aborts
-            .is_some_and(|min| scheduler.mostly_aborting(min))
+            .fallback
+            .is_some_and(|fallback| scheduler.mostly_aborting(&fallback))
         {
             scheduler.halt();
             return;

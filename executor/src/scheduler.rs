@@ -99,19 +99,43 @@ struct Counters {
     aborts: AtomicUsize,
     validation_failures: AtomicUsize,
     /// Finished executions (high 32 bits) and aborts (low 32 bits) at the
-    /// start of the current window of [`ABORT_WINDOW`] executions.
+    /// start of the current window (see [`FallBack`]).
     window: AtomicU64,
     /// Windows in a row, up to the current one, with one abort or more for
     /// every four executions.
     aborting_windows: AtomicUsize,
 }
 
-/// Executions per window of the fall-back decision.
-const ABORT_WINDOW: usize = 64;
+/// When speculation counts as mostly wasted (see
+/// [`Scheduler::mostly_aborting`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FallBack {
+    /// Aborted incarnations before anything is decided.
+    pub min_aborts: usize,
+    /// Finished executions per window.
+    pub window: usize,
+    /// Windows in a row that must each abort one execution in four; the
+    /// block so far counts once it has run that many windows' executions.
+    pub windows: usize,
+}
 
-/// How many windows the fall-back decision needs: that many in a row
-/// mostly aborting, or the block so far over that many windows' executions.
-const ABORTING_WINDOWS: usize = 2;
+impl FallBack {
+    /// The executor's default: 16 aborts, two windows of 64 executions.
+    pub const DEFAULT: Self = Self {
+        min_aborts: 16,
+        window: 64,
+        windows: 2,
+    };
+
+    /// Gives up at the first window of one execution that saw an abort
+    /// (tests: the fall-back then runs from every point of a contended
+    /// block).
+    pub const EAGER: Self = Self {
+        min_aborts: 1,
+        window: 1,
+        windows: 1,
+    };
+}
 
 fn pack_window(executions: usize, aborts: usize) -> u64 {
     ((executions as u64) << 32) | (aborts as u64 & 0xffff_ffff)
@@ -185,11 +209,11 @@ impl Scheduler {
         self.halted.load(Ordering::Acquire)
     }
 
-    /// True when speculation is mostly wasted: at least `min_aborts` aborted
-    /// incarnations, and at least one abort for every four finished
-    /// executions, either over the whole block so far once it has run two
-    /// windows of 64 executions (`ABORTING_WINDOWS`, `ABORT_WINDOW`), or
-    /// over each of the last two windows. A chain of dependent
+    /// True when speculation is mostly wasted by `policy`: at least
+    /// `min_aborts` aborted incarnations, and at least one abort for every
+    /// four finished executions, either over the whole block so far once it
+    /// has run `windows` windows of `window` executions (by default two of
+    /// 64), or over each of the last `windows` windows. A chain of dependent
     /// transactions on two workers hovers around one abort in three or four
     /// executions (the rolling commit and the dependency waits keep many from
     /// running twice), and at that rate each transaction costs two to three
@@ -199,23 +223,26 @@ impl Scheduler {
     /// on one pool) in an otherwise parallel block aborts that often for a
     /// few dozen executions, and giving up there would run the rest of the
     /// block in order.
-    pub fn mostly_aborting(&self, min_aborts: usize) -> bool {
+    pub fn mostly_aborting(&self, policy: &FallBack) -> bool {
         let aborts = self.counters.aborts.load(Ordering::Relaxed);
-        if aborts < min_aborts {
-            return false;
-        }
         let executions = self.executions.load(Ordering::Relaxed);
-        if aborts * 4 >= executions && executions >= ABORTING_WINDOWS * ABORT_WINDOW {
-            return true;
-        }
+        self.close_window(executions, aborts, policy.window.max(1));
+        aborts >= policy.min_aborts
+            && ((aborts * 4 >= executions && executions >= policy.windows * policy.window)
+                || self.counters.aborting_windows.load(Ordering::Relaxed) >= policy.windows)
+    }
+
+    /// Closes the current window once it holds `window` executions, counting
+    /// it into the run of windows that aborted one execution in four (or
+    /// ending that run). One thread closes a window; a thread that lost the
+    /// race leaves it to the winner.
+    fn close_window(&self, executions: usize, aborts: usize, window: usize) {
         let start = self.counters.window.load(Ordering::Relaxed);
         let (start_executions, start_aborts) =
             ((start >> 32) as usize, (start & 0xffff_ffff) as usize);
-        if executions < start_executions + ABORT_WINDOW {
-            return false;
+        if executions < start_executions + window {
+            return;
         }
-        // One thread closes the window and counts it; a thread that lost the
-        // race checks again once the next window is full.
         if self
             .counters
             .window
@@ -227,14 +254,13 @@ impl Scheduler {
             )
             .is_err()
         {
-            return false;
+            return;
         }
         let windows = &self.counters.aborting_windows;
         if aborts.saturating_sub(start_aborts) * 4 >= executions - start_executions {
-            windows.fetch_add(1, Ordering::Relaxed) + 1 >= ABORTING_WINDOWS
+            windows.fetch_add(1, Ordering::Relaxed);
         } else {
             windows.store(0, Ordering::Relaxed);
-            false
         }
     }
 
@@ -537,9 +563,11 @@ mod tests {
     }
 
     /// Feeds `s` finished executions, `aborts_per_window` of every window of
-    /// [`ABORT_WINDOW`] aborting, for `windows` windows; checks the
+    /// `FallBack::DEFAULT.window` aborting, for `windows` windows; checks the
     /// fall-back decision once per execution, as workers do. Returns the
     /// execution at which it first said to give up.
+    const ABORT_WINDOW: usize = FallBack::DEFAULT.window;
+
     fn feed(s: &Scheduler, windows: usize, aborts_per_window: usize) -> Option<usize> {
         for w in 0..windows {
             for e in 0..ABORT_WINDOW {
@@ -547,7 +575,7 @@ mod tests {
                 if e < aborts_per_window {
                     s.counters.aborts.fetch_add(1, Ordering::Relaxed);
                 }
-                if s.mostly_aborting(16) {
+                if s.mostly_aborting(&FallBack::DEFAULT) {
                     return Some(w * ABORT_WINDOW + e + 1);
                 }
             }
@@ -576,7 +604,7 @@ mod tests {
         assert!((ABORT_WINDOW + 1..=2 * ABORT_WINDOW).contains(&at), "{at}");
         // A chain that starts late: the block's running total would cross
         // one in four only much later; two windows in a row decide (the
-        // first window to close may still hold the clean part).
+        // first window to close may still hold some of the clean part).
         let s = Scheduler::new(1000);
         assert_eq!(feed(&s, 8, 1), None);
         let at = feed(&s, 4, 22).expect("a late chain falls back");
@@ -584,6 +612,18 @@ mod tests {
         // Fewer aborts than the minimum never fall back.
         let s = Scheduler::new(1000);
         assert_eq!(feed(&s, 1, 15), None);
-        assert!(!s.mostly_aborting(16));
+        assert!(!s.mostly_aborting(&FallBack::DEFAULT));
+    }
+
+    #[test]
+    fn the_eager_policy_gives_up_at_the_first_abort_anywhere() {
+        let s = Scheduler::new(1000);
+        for _ in 0..500 {
+            s.executions.fetch_add(1, Ordering::Relaxed);
+            assert!(!s.mostly_aborting(&FallBack::EAGER));
+        }
+        s.executions.fetch_add(1, Ordering::Relaxed);
+        s.counters.aborts.fetch_add(1, Ordering::Relaxed);
+        assert!(s.mostly_aborting(&FallBack::EAGER));
     }
 }

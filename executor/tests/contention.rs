@@ -15,7 +15,8 @@ use alloy_consensus::Header;
 use alloy_primitives::{Address, Bytes, TxKind, B256, U256};
 use pel_executor::{
     execute_block, revm::context::TxEnv, sequential::ExecOptions, BlockInput, BlockOutput,
-    ChainConfig, CostModel, Fork, Grouping, ParallelExecutor, PartitionPolicy, PreparedTx,
+    ChainConfig, CostModel, FallBack, Fork, Grouping, ParallelExecutor, PartitionPolicy,
+    PreparedTx,
 };
 use pel_state::{AccountInfo, InMemoryState};
 use proptest::prelude::*;
@@ -442,7 +443,7 @@ fn run_parallel(
 /// that ignores shared targets, so that its conflict check must catch them.
 fn executors() -> Vec<ParallelExecutor> {
     let eager_fallback = CostModel {
-        fallback_min_aborts: Some(1),
+        fallback: Some(FallBack::EAGER),
         ..CostModel::always()
     };
     let partitioned = |grouping| CostModel {

@@ -119,7 +119,7 @@ fn stress_contended_blocks() {
     // on these blocks it conflicts and hands the block to Block-STM, or
     // stops early when a transaction touches the beneficiary.
     let mut eager_fallback = executor(2);
-    eager_fallback.cost_model.fallback_min_aborts = Some(1);
+    eager_fallback.cost_model.fallback = Some(pel_executor::FallBack::EAGER);
     let mut partition_first = executor(2);
     partition_first.cost_model.partition = Some(PartitionPolicy::always(Grouping::SenderOnly));
     let mut fell_back = 0;
