@@ -272,7 +272,7 @@ impl Groups {
 /// paying for its plan early.
 ///
 /// `target(i, to)` tells what transaction `i`'s call target `to` may reach;
-/// it is asked only for the calls [`asks_target`] names, in block order.
+/// it is asked once for each call [`asks_target`] names, in block order.
 pub fn plan(
     block: &BlockInput,
     bins: usize,
@@ -306,15 +306,13 @@ pub fn plan(
         if !env.authorization_list.is_empty() {
             return None;
         }
+        // What the call's target may reach, where the grouping depends on it.
+        let reaches = asks_target(tx, beneficiary).map(|to| target(i as TxIdx, to));
         // The beneficiary's own payments: plain transfers to accounts without
         // code, so that nothing but their balance check sees its balance
         // (see `run_bin`).
-        if tx.sender == beneficiary {
-            match env.kind {
-                TxKind::Call(to)
-                    if to != beneficiary && target(i as TxIdx, to) == Target::Account => {}
-                _ => return None,
-            }
+        if tx.sender == beneficiary && reaches != Some(Target::Account) {
+            return None;
         }
         let mut key = |key: Key| {
             let hash = key.hash().max(1);
@@ -348,10 +346,10 @@ pub fn plan(
                     }
                 }
                 None if env.data.is_empty() => key(Key::Account(to)),
-                None => match target(i as TxIdx, to) {
+                None => match reaches {
                     // Also keyed by the target itself, so that a plain
                     // payment to it (a deposit into wrapped ether) joins.
-                    Target::Reaching => {
+                    Some(Target::Reaching) => {
                         key(Key::Reaching);
                         key(Key::Account(to));
                         reaching.get_or_insert(i);
@@ -360,7 +358,7 @@ pub fn plan(
                             return None;
                         }
                     }
-                    Target::Account | Target::SelfContained => key(Key::Account(to)),
+                    _ => key(Key::Account(to)),
                 },
             }
         }
