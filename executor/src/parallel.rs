@@ -101,6 +101,10 @@ enum Profiling {
 /// Transactions per piece of the parallel classification of call targets.
 const CLASSIFY_CHUNK: usize = 256;
 
+/// Questions of the partition plan about call targets answered one by one
+/// before the rest of the block is classified at once.
+const CLASSIFY_ONE_BY_ONE: usize = 64;
+
 /// When to run a block in parallel. The thresholds were fitted on the
 /// captured mainnet blocks at 2 threads (see `benches/RESULTS.md`): below them
 /// the parallel bookkeeping costs more than the second core gives.
@@ -416,22 +420,22 @@ impl ParallelExecutor {
         target
     }
 
-    /// The targets of every call of `block` the plan will ask about
-    /// ([`partition::asks_target`]), classified on all workers: the account
-    /// reads are a cache miss each, and a block of swaps on distinct pools
-    /// asks about every transaction.
+    /// The targets of the calls of `block` from transaction `from` on that
+    /// the plan will ask about ([`partition::asks_target`]), classified on
+    /// all workers: the account reads are a cache miss each, and a block of
+    /// swaps on distinct pools asks about every transaction.
     fn classify_ahead<S: StateReader>(
         &self,
         state: &S,
         code: &crate::CodeCache,
         block: &BlockInput,
+        from: TxIdx,
     ) -> Vec<Option<Target>> {
         use rayon::prelude::*;
         let beneficiary = block.header.beneficiary;
+        let rest = block.transactions.get(from..).unwrap_or_default();
         self.pool.install(|| {
-            block
-                .transactions
-                .par_iter()
+            rest.par_iter()
                 .with_min_len(CLASSIFY_CHUNK)
                 .map_init(B256Map::default, |seen, tx| {
                     partition::asks_target(tx, beneficiary)
@@ -498,16 +502,30 @@ impl ParallelExecutor {
         let route = match profiling {
             Profiling::Forced => None,
             _ => self.cost_model.route(block, self.threads, options.fill, {
-                // Classified all at once on the plan's first question
-                // (a plan given up before it asks costs nothing).
-                let mut ahead: Option<Vec<Option<Target>>> = None;
+                // The first questions are answered one by one: most plans of
+                // mainnet blocks are given up within them (too much gas in
+                // calls that reach other contracts), and a pass over the
+                // whole block would cost more than they do. A plan still
+                // asking after them has the rest of a big block classified
+                // at once, on all workers.
+                let mut ahead: Option<(TxIdx, Vec<Option<Target>>)> = None;
+                let mut asked = 0usize;
                 let mut seen = B256Map::default();
                 let (state, code) = (&state, &code);
                 move |i, to| {
-                    let ahead =
-                        ahead.get_or_insert_with(|| self.classify_ahead(state, code, block));
-                    match ahead.get(i) {
-                        Some(Some(target)) => *target,
+                    if ahead.is_none() {
+                        asked += 1;
+                        if asked > CLASSIFY_ONE_BY_ONE
+                            && block.transactions.len().saturating_sub(i) >= 2 * CLASSIFY_CHUNK
+                        {
+                            ahead = Some((i, self.classify_ahead(state, code, block, i)));
+                        }
+                    }
+                    let known = ahead
+                        .as_ref()
+                        .and_then(|(from, targets)| targets.get(i.checked_sub(*from)?).copied());
+                    match known {
+                        Some(Some(target)) => target,
                         _ => self.classify(state, code, to, &mut seen),
                     }
                 }
