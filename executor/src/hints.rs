@@ -13,6 +13,16 @@
 //!   aborted incarnation was most often the first victim of such a bundle at
 //!   the top of the block, run beside the opening trade.
 //!
+//! Apart from waits, a transaction whose gas limit is a large share of the
+//! block's gas ([`EARLY_GAS_SHARE`]) and that sits past the first quarter of
+//! the block is started early, beside the in-order execution: on the
+//! captured mainnet blocks such a transaction (a proof verification, a batch
+//! of swaps) often ran for a third to a half of the block's whole work, and
+//! started in order it kept one worker busy while the others had nothing
+//! left to do. A limit says little about the gas used, but a transaction
+//! with a small one is never long, and one started early for nothing costs
+//! only its own execution, which was due anyway.
+//!
 //! Invariants: every hint of transaction `k` names a transaction below `k`,
 //! so waits form no cycle; and a hint only delays a transaction until its
 //! blocker has executed once. A wrong guess costs parallelism, never
@@ -53,6 +63,28 @@ pub fn wait_hints(block: &BlockInput) -> Vec<Hints> {
     hints
 }
 
+/// The least share of the block's gas (numerator, denominator) a
+/// transaction's gas limit must reach for it to start early.
+pub const EARLY_GAS_SHARE: (u64, u64) = (1, 5);
+
+/// The transactions of `block` to start early, latest first (see the module
+/// docs): a gas limit of at least [`EARLY_GAS_SHARE`] of `gas` (the block's
+/// gas used), a place past the first quarter of the block, and no wait
+/// (`hints`): a transaction that waits for a lower one would only be
+/// suspended.
+pub fn early_starts(block: &BlockInput, hints: &[Hints], gas: u64) -> Vec<TxIdx> {
+    let (num, den) = EARLY_GAS_SHARE;
+    let n = block.transactions.len();
+    (n.div_ceil(4)..n)
+        .rev()
+        .filter(|&k| {
+            let limit = block.transactions[k].env.gas_limit;
+            limit.saturating_mul(den) >= gas.saturating_mul(num)
+                && hints.get(k).is_some_and(|h| h.iter().all(Option::is_none))
+        })
+        .collect()
+}
+
 /// For each transaction, the previous transaction of the same sender.
 fn previous_by_sender(block: &BlockInput) -> Vec<Option<TxIdx>> {
     // Sized up front: growing the map cost a twentieth of a chained block.
@@ -88,6 +120,22 @@ mod tests {
             withdrawals: None,
             ommers: Vec::new(),
         }
+    }
+
+    #[test]
+    fn heavy_late_transactions_without_waits_start_early_latest_first() {
+        // Gas limits: 0 and 2 are heavy but early or in a sender chain.
+        let mut b = block(&[1, 2, 1, 3, 4, 5, 6, 7]);
+        for (tx, limit) in b
+            .transactions
+            .iter_mut()
+            .zip([900, 10, 900, 10, 300, 10, 199, 250])
+        {
+            tx.env.gas_limit = limit;
+        }
+        let hints = wait_hints(&b);
+        assert_eq!(early_starts(&b, &hints, 1000), vec![7, 4]);
+        assert!(early_starts(&b, &hints, 10_000).is_empty());
     }
 
     #[test]

@@ -614,7 +614,16 @@ impl ParallelExecutor {
             None => MvMemory::new(n),
         };
         let hints = hints::wait_hints(block);
-        let scheduler = Scheduler::new(n);
+        // More workers than transactions would only wait.
+        let workers = self.threads.min(n).max(1);
+        let mut scheduler = Scheduler::new(n);
+        if workers > 1 {
+            // One worker at least keeps executing in order.
+            scheduler.start_early(
+                hints::early_starts(block, &hints, block_gas(block)),
+                workers - 1,
+            );
+        }
         let base = DiffOverlay::new(evm.ctx.journaled_state.inner.database.base(), &pre_block);
         let mut commit_state = BlockState::with_code_cache(&base, code.clone());
         commit_state.reserve_for_block(n);
@@ -638,8 +647,6 @@ impl ParallelExecutor {
             };
             let cfg = evm.ctx.cfg.clone();
             let block_env = evm.ctx.block.clone();
-            // More workers than transactions would only wait.
-            let workers = self.threads.min(n).max(1);
             self.pool.scope(|scope| {
                 for _ in 0..workers {
                     scope.spawn(|_| {

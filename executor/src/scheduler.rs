@@ -33,6 +33,13 @@
 //!   was lowered meanwhile (`decrease_cnt` unchanged). At that point every
 //!   transaction's last incarnation is `Executed` and validated against the
 //!   final writes of all lower ones: results are final (the commit point);
+//! - transactions named to start early ([`Scheduler::start_early`]) are
+//!   handed out for execution before `execution_idx` reaches them, at most a
+//!   fixed number at a time; `execution_idx` then skips them (they are no
+//!   longer `ReadyToExecute`). An early incarnation is validated like any
+//!   other once `validation_idx` passes it, and again after every lower
+//!   execution that writes a new location, so starting it early changes when
+//!   it runs, never what is committed;
 //! - `Committed` is terminal: a transaction is committed only in block order,
 //!   after every lower one, with its reads validated under its lock against
 //!   those final writes, so no later validation can fail and nothing aborts
@@ -90,6 +97,21 @@ struct TxCell {
     state: Mutex<TxState>,
     /// Transactions suspended until this one finishes executing.
     dependencies: Mutex<Vec<TxIdx>>,
+    /// An early start of this transaction is in flight (see
+    /// [`Scheduler::start_early`]).
+    early: AtomicBool,
+}
+
+/// Transactions started before `execution_idx` reaches them.
+#[derive(Debug, Default)]
+struct Early {
+    txs: Vec<TxIdx>,
+    /// The next entry of `txs` to hand out.
+    next: AtomicUsize,
+    /// Early executions in flight.
+    busy: AtomicUsize,
+    /// The most early executions in flight at once.
+    max_busy: usize,
 }
 
 /// Counters only read for statistics and the fall-back decision, kept off the
@@ -152,6 +174,7 @@ pub struct Scheduler {
     done: AtomicBool,
     halted: AtomicBool,
     txs: Vec<CachePadded<TxCell>>,
+    early: CachePadded<Early>,
     counters: CachePadded<Counters>,
     /// Finished executions: written once per transaction, so alone on its line.
     executions: CachePadded<AtomicUsize>,
@@ -184,12 +207,29 @@ impl Scheduler {
                             status: Status::ReadyToExecute,
                         }),
                         dependencies: Mutex::new(Vec::new()),
+                        early: AtomicBool::new(false),
                     })
                 })
                 .collect(),
+            early: CachePadded::default(),
             counters: CachePadded::default(),
             executions: CachePadded::default(),
         }
+    }
+
+    /// Hands out `txs` (in this order, each below the block size) for
+    /// execution before the in-order execution reaches them, at most
+    /// `max_busy` at a time: transactions expected to run long, which would
+    /// otherwise start late and leave the other workers idle at the end of
+    /// the block. Called before any task is handed out.
+    pub fn start_early(&mut self, txs: Vec<TxIdx>, max_busy: usize) {
+        let txs = txs.into_iter().filter(|&tx| tx < self.block_size).collect();
+        self.early = CachePadded::new(Early {
+            txs,
+            next: AtomicUsize::new(0),
+            busy: AtomicUsize::new(0),
+            max_busy,
+        });
     }
 
     /// True once every transaction is executed and validated.
@@ -327,6 +367,41 @@ impl Scheduler {
         version
     }
 
+    /// The next early start, while fewer than the most allowed are in flight
+    /// (a transaction already past `ReadyToExecute` is skipped).
+    fn next_early_version(&self) -> Option<Version> {
+        let early = &*self.early;
+        while early.next.load(Ordering::Relaxed) < early.txs.len() {
+            if early.busy.load(Ordering::Relaxed) >= early.max_busy {
+                return None;
+            }
+            if early.busy.fetch_add(1, Ordering::SeqCst) >= early.max_busy {
+                early.busy.fetch_sub(1, Ordering::SeqCst);
+                return None;
+            }
+            let Some(&tx) = early.txs.get(early.next.fetch_add(1, Ordering::SeqCst)) else {
+                early.busy.fetch_sub(1, Ordering::SeqCst);
+                return None;
+            };
+            self.num_active_tasks.fetch_add(1, Ordering::SeqCst);
+            if let Some(version) = self.try_incarnate(tx) {
+                self.txs[tx].early.store(true, Ordering::SeqCst);
+                return Some(version);
+            }
+            self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
+            early.busy.fetch_sub(1, Ordering::SeqCst);
+        }
+        None
+    }
+
+    /// Ends `tx`'s early start, if one is in flight (it finished executing or
+    /// was suspended).
+    fn end_early(&self, tx: TxIdx) {
+        if !self.early.txs.is_empty() && self.txs[tx].early.swap(false, Ordering::SeqCst) {
+            self.early.busy.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
     fn next_version_to_validate(&self) -> Option<Version> {
         if self.validation_idx.load(Ordering::SeqCst) >= self.block_size {
             self.check_done();
@@ -353,6 +428,9 @@ impl Scheduler {
         loop {
             if self.done() {
                 return None;
+            }
+            if let Some(version) = self.next_early_version() {
+                return Some(Task::Execute(version));
             }
             let val = self.validation_idx.load(Ordering::SeqCst);
             let exec = self.execution_idx.load(Ordering::SeqCst);
@@ -426,6 +504,7 @@ impl Scheduler {
         }
         deps.push(tx);
         drop(deps);
+        self.end_early(tx);
         self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
         true
     }
@@ -442,6 +521,7 @@ impl Scheduler {
         self.executions.fetch_add(1, Ordering::Relaxed);
         let tx = version.tx;
         lock(&self.txs[tx].state).status = Status::Executed;
+        self.end_early(tx);
         let deps = std::mem::take(&mut *lock(&self.txs[tx].dependencies));
         if let Some(min) = deps.iter().copied().min() {
             for dep in &deps {
@@ -625,5 +705,38 @@ mod tests {
         s.executions.fetch_add(1, Ordering::Relaxed);
         s.counters.aborts.fetch_add(1, Ordering::Relaxed);
         assert!(s.mostly_aborting(&FallBack::EAGER));
+    }
+
+    #[test]
+    fn early_starts_go_first_one_at_a_time_and_in_order_execution_skips_them() {
+        let mut s = Scheduler::new(10);
+        s.start_early(vec![8, 5, 42], 1);
+        let exec = |t: Option<Task>| match t {
+            Some(Task::Execute(v)) => v,
+            other => panic!("expected an execution, got {other:?}"),
+        };
+        let early = exec(s.next_task());
+        assert_eq!((early.tx, early.incarnation), (8, 0));
+        // One early start in flight at most: the next task is in order.
+        assert_eq!(exec(s.next_task()).tx, 0);
+        // Transaction 8 finishing frees the slot for transaction 5.
+        assert!(s.finish_execution(early, true).is_none());
+        assert_eq!(exec(s.next_task()).tx, 5);
+        // A suspended early start frees its slot too; the out-of-range entry
+        // is dropped, and in order execution then skips 5 and 8.
+        assert!(s.add_dependency(5, 0));
+        assert_eq!(s.early.busy.load(Ordering::SeqCst), 0);
+        let mut order = Vec::new();
+        for _ in 0..100 {
+            match s.next_task() {
+                Some(Task::Execute(v)) => order.push(v.tx),
+                Some(Task::Validate(v)) => assert!(s.finish_validation(v.tx, false).is_none()),
+                None => break,
+            }
+            if order.len() == 7 {
+                break;
+            }
+        }
+        assert_eq!(order, vec![1, 2, 3, 4, 6, 7, 9]);
     }
 }

@@ -496,6 +496,104 @@ proptest! {
     }
 }
 
+/// Gives up to two transactions past the block's first quarter that wait
+/// for no other (see `pel_executor::hints`), not sent by the beneficiary,
+/// for which `heavy` says so, a gas limit above a quarter of the block's gas
+/// limits, so that the Block-STM executor starts them early (see
+/// `pel_executor::hints::early_starts`); returns how many it made heavy.
+fn make_heavy(block: &mut BlockInput, heavy: &[bool]) -> usize {
+    const HEAVY_GAS: u64 = 10_000_000;
+    let hints = pel_executor::hints::wait_hints(block);
+    let n = block.transactions.len();
+    let mut made = 0;
+    let late = block
+        .transactions
+        .iter_mut()
+        .zip(&hints)
+        .enumerate()
+        .skip(n.div_ceil(4));
+    for (k, (tx, hints)) in late {
+        let free = hints.iter().all(Option::is_none);
+        if made < 2 && free && tx.sender != addr(COINBASE) && heavy.get(k) == Some(&true) {
+            tx.env.gas_limit = HEAVY_GAS;
+            made += 1;
+        }
+    }
+    made
+}
+
+proptest! {
+    // Most generated blocks have no transaction that waits for none past
+    // their first quarter (five senders): they are rejected.
+    #![proptest_config(ProptestConfig {
+        cases: 400,
+        max_global_rejects: 16_384,
+        ..ProptestConfig::default()
+    })]
+
+    /// Transactions started early, before the lower ones they may depend
+    /// on, still give exactly the sequential result.
+    #[test]
+    fn early_started_transactions_equal_sequential(
+        ops in prop::collection::vec(op(), 4..40),
+        fork in prop::sample::select(vec![Fork::London, Fork::Cancun, Fork::Prague]),
+        heavy in prop::collection::vec(any::<bool>(), 40),
+    ) {
+        let chain = ChainConfig::single_fork(1, fork);
+        let mut block = block(&ops, fork, 10);
+        let made = make_heavy(&mut block, &heavy);
+        prop_assume!(made > 0);
+        let hints = pel_executor::hints::wait_hints(&block);
+        let early = pel_executor::hints::early_starts(&block, &hints, block.gas_limits());
+        prop_assert!(!early.is_empty());
+        let sequential = run_sequential(&block, &chain);
+        thread_local! { static EXECUTORS: Vec<ParallelExecutor> = executors(); }
+        EXECUTORS.with(|executors| {
+            for executor in executors {
+                let parallel = run_parallel(executor, &block, &chain);
+                prop_assert_eq!(&parallel, &sequential, "{} threads, {:?}", executor.threads(), executor.cost_model);
+            }
+            Ok(())
+        })?;
+    }
+}
+
+/// A late heavy transaction that reads the slot every lower one increments
+/// is started early on a view without their writes: it must run again, and
+/// the result is the sequential one.
+#[test]
+fn an_early_start_that_read_too_soon_runs_again() {
+    let chain = ChainConfig::single_fork(1, Fork::Cancun);
+    let mut ops: Vec<Op> = (0..12)
+        .map(|i| Op::Count {
+            from: i % 4,
+            slot: 1,
+        })
+        .collect();
+    ops.push(Op::Count { from: 4, slot: 1 });
+    let mut block = block(&ops, Fork::Cancun, 10);
+    let mut heavy = vec![false; ops.len()];
+    heavy[12] = true;
+    assert_eq!(make_heavy(&mut block, &heavy), 1);
+    let hints = pel_executor::hints::wait_hints(&block);
+    assert_eq!(
+        pel_executor::hints::early_starts(&block, &hints, block.gas_limits()),
+        vec![12]
+    );
+    let sequential = run_sequential(&block, &chain).unwrap();
+    for executor in executors() {
+        for _ in 0..20 {
+            assert_eq!(
+                run_parallel(&executor, &block, &chain).unwrap(),
+                sequential,
+                "{} threads, {:?}",
+                executor.threads(),
+                executor.cost_model
+            );
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
