@@ -13,15 +13,18 @@
 //!   aborted incarnation was most often the first victim of such a bundle at
 //!   the top of the block, run beside the opening trade.
 //!
-//! Apart from waits, a transaction whose gas limit is a large share of the
-//! block's gas ([`EARLY_GAS_SHARE`]) and that sits past the first quarter of
-//! the block is started early, beside the in-order execution: on the
+//! Apart from waits, a transaction that would still be running when the
+//! other workers have finished the rest of the block is started early,
+//! beside the in-order execution: one whose gas limit, as a share of the
+//! block's gas, is at least the share of the block's transactions after it
+//! divided among the other workers (and at least [`EARLY_GAS_SHARE`]). On the
 //! captured mainnet blocks such a transaction (a proof verification, a batch
-//! of swaps) often ran for a third to a half of the block's whole work, and
-//! started in order it kept one worker busy while the others had nothing
-//! left to do. A limit says little about the gas used, but a transaction
-//! with a small one is never long, and one started early for nothing costs
-//! only its own execution, which was due anyway.
+//! of swaps) often ran for a third to a half of the block's whole work near
+//! its end, and started in order it kept one worker busy while the others
+//! had nothing left to do. A limit says little about the gas used, but a
+//! transaction with a small one is never long, and one started early for
+//! nothing costs its own execution only when a lower transaction changes
+//! what it read.
 //!
 //! Invariants: every hint of transaction `k` names a transaction below `k`,
 //! so waits form no cycle; and a hint only delays a transaction until its
@@ -65,21 +68,28 @@ pub fn wait_hints(block: &BlockInput) -> Vec<Hints> {
 
 /// The least share of the block's gas (numerator, denominator) a
 /// transaction's gas limit must reach for it to start early.
-pub const EARLY_GAS_SHARE: (u64, u64) = (1, 5);
+pub const EARLY_GAS_SHARE: (u64, u64) = (1, 20);
 
-/// The transactions of `block` to start early, latest first (see the module
-/// docs): a gas limit of at least [`EARLY_GAS_SHARE`] of `gas` (the block's
-/// gas used), a place past the first quarter of the block, and no wait
-/// (`hints`): a transaction that waits for a lower one would only be
-/// suspended.
-pub fn early_starts(block: &BlockInput, hints: &[Hints], gas: u64) -> Vec<TxIdx> {
+/// The transactions of `block` to start early on `threads` workers, latest
+/// first (see the module docs): a gas limit whose share of `gas` (the
+/// block's gas used) is at least [`EARLY_GAS_SHARE`] and at least the share
+/// of transactions after it over `threads - 1`, and no wait (`hints`): a
+/// transaction that waits for a lower one would only be suspended.
+pub fn early_starts(block: &BlockInput, hints: &[Hints], gas: u64, threads: usize) -> Vec<TxIdx> {
     let (num, den) = EARLY_GAS_SHARE;
     let n = block.transactions.len();
-    (n.div_ceil(4)..n)
+    let others = threads.saturating_sub(1) as u128;
+    if others == 0 {
+        return Vec::new();
+    }
+    (0..n)
         .rev()
         .filter(|&k| {
             let limit = block.transactions[k].env.gas_limit;
+            let after = (n - k - 1) as u128;
+            // limit / gas >= after / n / others, in integers.
             limit.saturating_mul(den) >= gas.saturating_mul(num)
+                && u128::from(limit) * n as u128 * others >= u128::from(gas) * after
                 && hints.get(k).is_some_and(|h| h.iter().all(Option::is_none))
         })
         .collect()
@@ -123,19 +133,23 @@ mod tests {
     }
 
     #[test]
-    fn heavy_late_transactions_without_waits_start_early_latest_first() {
-        // Gas limits: 0 and 2 are heavy but early or in a sender chain.
-        let mut b = block(&[1, 2, 1, 3, 4, 5, 6, 7]);
-        for (tx, limit) in b
-            .transactions
-            .iter_mut()
-            .zip([900, 10, 900, 10, 300, 10, 199, 250])
-        {
+    fn transactions_that_would_outlast_the_rest_start_early_latest_first() {
+        // Ten transactions; 0 is heavy but has most of the block after it,
+        // 2 is heavy but waits for its sender's previous one.
+        let mut b = block(&[1, 2, 1, 3, 4, 5, 6, 7, 8, 9]);
+        let limits = [800, 10, 900, 10, 600, 10, 199, 250, 49, 50];
+        for (tx, limit) in b.transactions.iter_mut().zip(limits) {
             tx.env.gas_limit = limit;
         }
         let hints = wait_hints(&b);
-        assert_eq!(early_starts(&b, &hints, 1000), vec![7, 4]);
-        assert!(early_starts(&b, &hints, 10_000).is_empty());
+        // On two workers, 4 (a share of 0.6 against 5 of 10 after it), 7
+        // (0.25 against 0.2) and 9 (0.05 against nothing after it) outlast
+        // the rest; 6 (0.199 against 0.3) and 8 (below 1/20) do not.
+        assert_eq!(early_starts(&b, &hints, 1000, 2), vec![9, 7, 4]);
+        // On three, 6 (0.199 against 0.15) and 0 (0.8 against 0.45) do too.
+        assert_eq!(early_starts(&b, &hints, 1000, 3), vec![9, 7, 6, 4, 0]);
+        assert!(early_starts(&b, &hints, 1000, 1).is_empty());
+        assert!(early_starts(&b, &hints, 100_000, 2).is_empty());
     }
 
     #[test]

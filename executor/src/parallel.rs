@@ -620,7 +620,7 @@ impl ParallelExecutor {
         if workers > 1 {
             // One worker at least keeps executing in order.
             scheduler.start_early(
-                hints::early_starts(block, &hints, block_gas(block)),
+                hints::early_starts(block, &hints, block_gas(block), workers),
                 workers - 1,
             );
         }

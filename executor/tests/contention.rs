@@ -498,9 +498,10 @@ proptest! {
 
 /// Gives up to two transactions past the block's first quarter that wait
 /// for no other (see `pel_executor::hints`), not sent by the beneficiary,
-/// for which `heavy` says so, a gas limit above a quarter of the block's gas
-/// limits, so that the Block-STM executor starts them early (see
-/// `pel_executor::hints::early_starts`); returns how many it made heavy.
+/// for which `heavy` says so, a gas limit above a third of the block's gas
+/// limits, so that the Block-STM executor starts them early where few
+/// transactions follow them (see `pel_executor::hints::early_starts`);
+/// returns how many it made heavy.
 fn make_heavy(block: &mut BlockInput, heavy: &[bool]) -> usize {
     const HEAVY_GAS: u64 = 10_000_000;
     let hints = pel_executor::hints::wait_hints(block);
@@ -544,8 +545,8 @@ proptest! {
         let made = make_heavy(&mut block, &heavy);
         prop_assume!(made > 0);
         let hints = pel_executor::hints::wait_hints(&block);
-        let early = pel_executor::hints::early_starts(&block, &hints, block.gas_limits());
-        prop_assert!(!early.is_empty());
+        let early = pel_executor::hints::early_starts(&block, &hints, block.gas_limits(), 2);
+        prop_assume!(!early.is_empty());
         let sequential = run_sequential(&block, &chain);
         thread_local! { static EXECUTORS: Vec<ParallelExecutor> = executors(); }
         EXECUTORS.with(|executors| {
@@ -577,7 +578,7 @@ fn an_early_start_that_read_too_soon_runs_again() {
     assert_eq!(make_heavy(&mut block, &heavy), 1);
     let hints = pel_executor::hints::wait_hints(&block);
     assert_eq!(
-        pel_executor::hints::early_starts(&block, &hints, block.gas_limits()),
+        pel_executor::hints::early_starts(&block, &hints, block.gas_limits(), 2),
         vec![12]
     );
     let sequential = run_sequential(&block, &chain).unwrap();
