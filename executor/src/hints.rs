@@ -76,20 +76,21 @@ pub const EARLY_GAS_SHARE: (u64, u64) = (1, 20);
 /// of transactions after it over `threads - 1`, and no wait (`hints`): a
 /// transaction that waits for a lower one would only be suspended.
 pub fn early_starts(block: &BlockInput, hints: &[Hints], gas: u64, threads: usize) -> Vec<TxIdx> {
-    let (num, den) = EARLY_GAS_SHARE;
+    let (num, den) = (u128::from(EARLY_GAS_SHARE.0), u128::from(EARLY_GAS_SHARE.1));
     let n = block.transactions.len();
     let others = threads.saturating_sub(1) as u128;
     if others == 0 {
         return Vec::new();
     }
+    let gas = u128::from(gas);
     (0..n)
         .rev()
         .filter(|&k| {
-            let limit = block.transactions[k].env.gas_limit;
+            let limit = u128::from(block.transactions[k].env.gas_limit);
             let after = (n - k - 1) as u128;
-            // limit / gas >= after / n / others, in integers.
-            limit.saturating_mul(den) >= gas.saturating_mul(num)
-                && u128::from(limit) * n as u128 * others >= u128::from(gas) * after
+            // limit / gas >= num / den and >= after / n / others, in integers.
+            limit * den >= gas * num
+                && limit * n as u128 * others >= gas * after
                 && hints.get(k).is_some_and(|h| h.iter().all(Option::is_none))
         })
         .collect()

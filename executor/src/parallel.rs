@@ -617,13 +617,12 @@ impl ParallelExecutor {
         // More workers than transactions would only wait.
         let workers = self.threads.min(n).max(1);
         let mut scheduler = Scheduler::new(n);
-        if workers > 1 {
-            // One worker at least keeps executing in order.
-            scheduler.start_early(
-                hints::early_starts(block, &hints, block_gas(block), workers),
-                workers - 1,
-            );
-        }
+        // One worker at least keeps executing in order (one worker alone
+        // starts nothing early).
+        scheduler.start_early(
+            hints::early_starts(block, &hints, block_gas(block), workers),
+            workers - 1,
+        );
         let base = DiffOverlay::new(evm.ctx.journaled_state.inner.database.base(), &pre_block);
         let mut commit_state = BlockState::with_code_cache(&base, code.clone());
         commit_state.reserve_for_block(n);
