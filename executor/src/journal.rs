@@ -6,6 +6,14 @@
 //! delegating `create_account_checkpoint`; every other method delegates as is.
 //! Such accounts (storage, no code, nonce 0) exist on mainnet (a few dozen,
 //! left by early failed deployments) and in the official tests.
+//!
+//! It can also *watch* one account: it then notes whether the running code
+//! looked at that account (`BALANCE`, `EXTCODE*`, a call to it, a
+//! self-destruct paying it). The interpreter reaches other accounts only
+//! through `load_account_info_skip_cold_load` and `selfdestruct`; the
+//! handler's own loads of the transaction's sender go through the `_mut`
+//! loads, which are not watched. The partitioned executor watches the block
+//! beneficiary while one of its own payments runs.
 
 use revm::bytecode::Bytecode;
 use revm::context::journal::Journal;
@@ -33,6 +41,31 @@ pub trait StorageProbe {
 pub struct PelJournal<DB> {
     /// The wrapped revm journal (its `database` field is the block state).
     pub inner: Journal<DB>,
+    /// The watched account, if any.
+    watched: Option<Address>,
+    /// Whether the running code looked at the watched account since
+    /// [`PelJournal::watch`].
+    seen: bool,
+}
+
+impl<DB> PelJournal<DB> {
+    /// Watches `address` (or nothing) from now on, forgetting what was seen.
+    pub fn watch(&mut self, address: Option<Address>) {
+        self.watched = address;
+        self.seen = false;
+    }
+
+    /// Whether code looked at the watched account since [`PelJournal::watch`].
+    pub fn watched_seen(&self) -> bool {
+        self.seen
+    }
+
+    #[inline]
+    fn note(&mut self, address: Address) {
+        if self.watched == Some(address) {
+            self.seen = true;
+        }
+    }
 }
 
 impl<DB: Database + StorageProbe> JournalTr for PelJournal<DB> {
@@ -46,6 +79,8 @@ impl<DB: Database + StorageProbe> JournalTr for PelJournal<DB> {
     fn new(database: DB) -> Self {
         Self {
             inner: Journal::new(database),
+            watched: None,
+            seen: false,
         }
     }
 
@@ -104,6 +139,7 @@ impl<DB: Database + StorageProbe> JournalTr for PelJournal<DB> {
         target: Address,
         skip_cold_load: bool,
     ) -> Result<StateLoad<SelfDestructResult>, JournalLoadError<DB::Error>> {
+        self.note(target);
         self.inner.selfdestruct(address, target, skip_cold_load)
     }
 
@@ -175,6 +211,7 @@ impl<DB: Database + StorageProbe> JournalTr for PelJournal<DB> {
     }
 
     fn load_account(&mut self, address: Address) -> Result<StateLoad<&Account>, DB::Error> {
+        self.note(address);
         self.inner.load_account(address)
     }
 
@@ -182,6 +219,7 @@ impl<DB: Database + StorageProbe> JournalTr for PelJournal<DB> {
         &mut self,
         address: Address,
     ) -> Result<StateLoad<&Account>, DB::Error> {
+        self.note(address);
         self.inner.load_account_with_code(address)
     }
 
@@ -189,6 +227,7 @@ impl<DB: Database + StorageProbe> JournalTr for PelJournal<DB> {
         &mut self,
         address: Address,
     ) -> Result<StateLoad<AccountLoad>, DB::Error> {
+        self.note(address);
         self.inner.load_account_delegated(address)
     }
 
@@ -271,6 +310,7 @@ impl<DB: Database + StorageProbe> JournalTr for PelJournal<DB> {
         load_code: bool,
         skip_cold_load: bool,
     ) -> Result<AccountInfoLoad<'_>, JournalLoadError<DB::Error>> {
+        self.note(address);
         self.inner
             .load_account_info_skip_cold_load(address, load_code, skip_cold_load)
     }

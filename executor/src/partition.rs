@@ -18,8 +18,7 @@
 //!    into one bin per worker, largest first; a bin keeps block order. The
 //!    plan is rejected when the bins would be too uneven to pay, when a
 //!    transaction pays the block beneficiary or carries EIP-7702
-//!    authorizations, or when the beneficiary sends anything but a plain
-//!    payment to an account without code.
+//!    authorizations, or when the beneficiary creates a contract.
 //! 2. **Execute**: each bin runs its transactions in block order on its own
 //!    revm and [`BlockState`], with the beneficiary's fee deferred (as in the
 //!    Block-STM path) and every account and slot a transaction changed
@@ -30,7 +29,9 @@
 //!    probed), and no transaction touched the beneficiary (whose balance
 //!    depends on every fee before a read) but its own payments (a pool's
 //!    payouts, a builder's payment to the proposer). Those see its balance
-//!    only in their balance check, which is made on the balance without the
+//!    only in their balance check (the journal watches the code a payment
+//!    runs: code that looks at the beneficiary, by `BALANCE` or a call back
+//!    to it, gives the attempt up), which is made on the balance without the
 //!    block's fees: if it passes there it passes with them, since fees only
 //!    add, and if it fails the attempt is given up. What the payments and the
 //!    fees change in its balance adds up in any order; its bin hands it over
@@ -63,10 +64,7 @@ use crate::{
 use alloy_primitives::{Address, U256};
 use pel_state::{AccountDiff, DiffOverlay, StateReader};
 use revm::{
-    context::{
-        result::{EVMError, InvalidTransaction},
-        TxEnv,
-    },
+    context::result::{EVMError, InvalidTransaction},
     context_interface::ContextSetters,
     handler::{EthFrame, Handler},
     interpreter::interpreter::EthInterpreter,
@@ -308,10 +306,9 @@ pub fn plan(
         }
         // What the call's target may reach, where the grouping depends on it.
         let reaches = asks_target(tx, beneficiary).map(|to| target(i as TxIdx, to));
-        // The beneficiary's own payments: plain transfers to accounts without
-        // code, so that nothing but their balance check sees its balance
-        // (see `run_bin`).
-        if tx.sender == beneficiary && reaches != Some(Target::Account) {
+        // The beneficiary's own payments are calls: `run_bin` watches that
+        // nothing but their balance check sees its balance.
+        if tx.sender == beneficiary && reaches.is_none() {
             return None;
         }
         let mut key = |key: Key| {
@@ -480,9 +477,7 @@ fn run_bin<S: StateReader + Copy>(
         }
         let tx = &cx.block.transactions[i];
         let pays = tx.sender == beneficiary;
-        if pays && !to_has_no_code(&mut evm.ctx.journaled_state.inner.database, &tx.env) {
-            return give_up(Abandoned::Beneficiary);
-        }
+        evm.ctx.journaled_state.watch(pays.then_some(beneficiary));
         let reads = evm.ctx.journaled_state.inner.database.watched_reads();
         evm.ctx.set_tx(tx.env.clone());
         let mut handler = DeferredFeeHandler::<
@@ -492,6 +487,7 @@ fn run_bin<S: StateReader + Copy>(
         >::default();
         let result = handler.run(&mut evm);
         let changes = evm.finalize();
+        let looked = evm.ctx.journaled_state.watched_seen();
         let db = &mut evm.ctx.journaled_state.inner.database;
         if db.take_error().is_some() {
             return give_up(Abandoned::Failed);
@@ -511,6 +507,11 @@ fn run_bin<S: StateReader + Copy>(
         // balance without the fees only if it passes with them (fees only
         // add); what they change adds up with the fees in any order.
         if pays {
+            // Code it ran looked at the beneficiary (`BALANCE(CALLER)`, a call
+            // back to it): what it saw depends on the fees before it.
+            if looked {
+                return give_up(Abandoned::Beneficiary);
+            }
             paid = true;
         } else if db.watched_reads() != reads || (!paid && db.is_cached(&beneficiary)) {
             return give_up(Abandoned::Beneficiary);
@@ -533,18 +534,6 @@ fn run_bin<S: StateReader + Copy>(
         diff,
         time_ns: start.elapsed().as_nanos() as u64,
     })
-}
-
-/// Whether `tx` calls an account that has no code in `state` (nothing runs
-/// that could read the caller's balance). A state error counts as code.
-fn to_has_no_code<S: StateReader>(state: &mut BlockState<S>, tx: &TxEnv) -> bool {
-    use revm::Database;
-    match tx.kind {
-        TxKind::Call(to) => state
-            .basic(to)
-            .is_ok_and(|info| info.is_none_or(|info| info.is_empty_code_hash())),
-        TxKind::Create => false,
-    }
 }
 
 /// Whether bin `a` touched something bin `b` changed.
@@ -1019,7 +1008,7 @@ mod tests {
         // Every transaction calls one counter: a single group.
         let one = plan_of((0..4).map(|i| tx(i, Some(77), Vec::new())).collect()).unwrap();
         assert_eq!((one.groups, one.bins.len(), one.predicted), (1, 1, 1.0));
-        // Paying the beneficiary, or sending from it to code.
+        // Paying the beneficiary, or a creation by it.
         assert_eq!(
             plan_of(vec![
                 tx(1, Some(0xcb), Vec::new()),
@@ -1028,12 +1017,16 @@ mod tests {
             None
         );
         assert_eq!(
-            plan_of(vec![
-                tx(0xcb, Some(4), Vec::new()),
-                tx(2, Some(3), Vec::new())
-            ]),
+            plan_of(vec![tx(0xcb, None, Vec::new()), tx(2, Some(3), Vec::new())]),
             None
         );
+        // Its payments to code are planned (`run_bin` watches what the code
+        // looks at).
+        assert!(plan_of(vec![
+            tx(0xcb, Some(4), Vec::new()),
+            tx(2, Some(3), Vec::new())
+        ])
+        .is_some());
         // Its payments to accounts without code are planned, in one group.
         let payouts = vec![
             tx(0xcb, Some(4), Vec::new()),

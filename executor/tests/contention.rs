@@ -6,8 +6,8 @@
 //! contracts: a counter over a few shared slots, a reverting writer, a
 //! self-destructing contract, a CREATE2 factory (repeated salts collide), and a
 //! balance reader that reads the block beneficiary (deferred fees). The
-//! beneficiary itself pays too, from a balance that some payments exceed
-//! without the block's fees.
+//! beneficiary itself pays too, to accounts and contracts, from a balance
+//! that some payments exceed without the block's fees.
 
 #![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
 
@@ -190,6 +190,16 @@ fn hex_addr(a: Address) -> String {
 const COINBASE_BALANCE: u64 = 1_500_000;
 /// The gas limit of the beneficiary's payments.
 const COINBASE_PAYMENT_GAS: u64 = 50_000;
+/// What the beneficiary's payments go to past the EOAs (then to an empty
+/// account): itself, code that reads its balance, code that does not, code
+/// that self-destructs to it.
+const COINBASE_TARGETS: [u8; 4] = [COINBASE, READER, COUNTER, DESTRUCTOR];
+
+/// The number `Op::CoinbasePays` gives `target` past the EOAs.
+fn coinbase_target_index(target: u8) -> u8 {
+    COINBASE_TARGETS.iter().position(|&a| a == target).unwrap() as u8
+}
+
 /// The sender index that stands for the beneficiary in a generated block.
 const COINBASE_SENDER: u8 = u8::MAX;
 
@@ -252,7 +262,8 @@ enum Op {
         from: u8,
     },
     /// The beneficiary pays (a pool's payout, a builder's payment to the
-    /// proposer) an EOA, itself, the balance reader or a new address. Its
+    /// proposer) an EOA, itself, a contract (see [`COINBASE_TARGETS`]) or a
+    /// new address. Its
     /// balance is small: some payments pass their balance check only with
     /// the fees of the transactions before them.
     CoinbasePays {
@@ -277,7 +288,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (from.clone(), 1u8..11, prop::sample::select(vec![0u64, 1, 1_000])).prop_map(|(from, which, value)| Op::Precompile { from, which, value }),
         1 => (from.clone(), 0u8..3, 0u64..3).prop_map(|(from, salt, value)| Op::PayChild { from, salt, value }),
         1 => from.prop_map(|from| Op::ReadBeaconRoot { from }),
-        2 => (0..EOAS + 3, 0u64..1_000_000).prop_map(|(to, value)| Op::CoinbasePays { to, value }),
+        2 => (0..EOAS + COINBASE_TARGETS.len() as u8 + 1, 0u64..1_000_000).prop_map(|(to, value)| Op::CoinbasePays { to, value }),
     ]
 }
 
@@ -357,9 +368,9 @@ fn block_with_withdrawals(
                     gas_limit = COINBASE_PAYMENT_GAS;
                     let to = match to.checked_sub(EOAS) {
                         None => eoa(to),
-                        Some(0) => addr(COINBASE),
-                        Some(1) => addr(READER),
-                        Some(_) => addr(0xf1),
+                        Some(i) => COINBASE_TARGETS
+                            .get(usize::from(i))
+                            .map_or(addr(0xf1), |&a| addr(a)),
                     };
                     (COINBASE_SENDER, to, value, Bytes::new())
                 }
@@ -741,32 +752,33 @@ fn the_partitioned_path_runs_or_gives_up_with_the_same_result() {
     }
 }
 
-/// A payment by the beneficiary to an account with code (which might read
-/// the payer's balance) is left to Block-STM without a try.
+/// A payment by the beneficiary to an account with code is partitioned, and
+/// given up when the code looks at the beneficiary (reads its balance, which
+/// depends on the fees before it, or self-destructs to it).
 #[test]
-fn the_beneficiary_paying_a_contract_is_not_partitioned() {
+fn the_beneficiary_paying_a_contract_is_partitioned_until_the_code_looks_at_it() {
     let chain = ChainConfig::single_fork(1, Fork::Cancun);
     let mut executor = ParallelExecutor::new(2).unwrap();
     executor.cost_model = CostModel {
         partition: Some(PartitionPolicy::always(Grouping::Keys)),
         ..CostModel::always()
     };
-    let ops = vec![
-        pay(0, 1, 10),
-        Op::CoinbasePays {
-            to: EOAS + 1,
-            value: 1,
-        },
-    ];
-    let block = block(&ops, Fork::Cancun, 10);
-    let (parallel, stats) = executor
-        .execute_block(state(), &block, &chain, ExecOptions::default())
-        .unwrap();
-    assert_eq!(parallel, run_sequential(&block, &chain).unwrap());
-    assert!(
-        !stats.partitioned && !stats.partition_abandoned,
-        "{stats:?}"
-    );
+    // Targets as `Op::CoinbasePays` numbers them past the EOAs.
+    for (to, looks) in [(COUNTER, false), (READER, true), (DESTRUCTOR, true)] {
+        let to = EOAS + coinbase_target_index(to);
+        // Not from EOA 0, whose balance the reader reads too.
+        let ops = vec![pay(2, 3, 10), Op::CoinbasePays { to, value: 1 }];
+        let block = block(&ops, Fork::Cancun, 10);
+        let (parallel, stats) = executor
+            .execute_block(state(), &block, &chain, ExecOptions::default())
+            .unwrap();
+        assert_eq!(parallel, run_sequential(&block, &chain).unwrap(), "{to}");
+        assert_eq!(
+            (stats.partitioned, stats.partition_abandoned),
+            (!looks, looks),
+            "{to}: {stats:?}"
+        );
+    }
 }
 
 /// The generator produces what it claims: contended blocks that exercise each
