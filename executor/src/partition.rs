@@ -225,15 +225,14 @@ fn erc20_holders(sender: Address, data: &[u8]) -> Option<[Address; 2]> {
 
 /// The call target whose code [`plan`] asks about for `tx`: calls with data
 /// that are not ERC-20 transfers or approvals (a call without data is keyed
-/// by its target, whatever it is), and the beneficiary's payments. The
-/// caller may classify these ahead, all at once.
+/// by its target, whatever it is). The caller may classify these ahead, all
+/// at once.
 pub fn asks_target(tx: &crate::PreparedTx, beneficiary: Address) -> Option<Address> {
     let TxKind::Call(to) = tx.env.kind else {
         return None;
     };
     let erc20 = || tx.env.value.is_zero() && erc20_holders(tx.sender, &tx.env.data).is_some();
-    (to != beneficiary && (tx.sender == beneficiary || !(tx.env.data.is_empty() || erc20())))
-        .then_some(to)
+    (to != beneficiary && !(tx.env.data.is_empty() || erc20())).then_some(to)
 }
 
 /// Union-find over transaction indices.
@@ -308,7 +307,7 @@ pub fn plan(
         let reaches = asks_target(tx, beneficiary).map(|to| target(i as TxIdx, to));
         // The beneficiary's own payments are calls: `run_bin` watches that
         // nothing but their balance check sees its balance.
-        if tx.sender == beneficiary && reaches.is_none() {
+        if tx.sender == beneficiary && env.kind.is_create() {
             return None;
         }
         let mut key = |key: Key| {
@@ -932,7 +931,7 @@ mod tests {
             tx(3, Some(51), Vec::new()),       // a plain payment
             tx(4, Some(52), vec![1, 2, 3]),    // a call with data
             tx(5, None, vec![1]),              // a creation
-            tx(0xcb, Some(53), Vec::new()),    // the beneficiary's payment
+            tx(0xcb, Some(53), Vec::new()),    // the beneficiary's payment: keyed by target
             with_value,                        // a transfer call carrying value
             tx(9, Some(54), vec![9]),          // another call with data
         ];
@@ -953,7 +952,7 @@ mod tests {
         assert_eq!(asked, ahead);
         assert_eq!(
             ahead.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
-            vec![2, 4, 5, 6]
+            vec![2, 5, 6]
         );
     }
 
