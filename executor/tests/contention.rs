@@ -263,9 +263,8 @@ enum Op {
     },
     /// The beneficiary pays (a pool's payout, a builder's payment to the
     /// proposer) an EOA, itself, a contract (see [`COINBASE_TARGETS`]) or a
-    /// new address. Its
-    /// balance is small: some payments pass their balance check only with
-    /// the fees of the transactions before them.
+    /// new address. Its balance is small: some payments pass their balance
+    /// check only with the fees of the transactions before them.
     CoinbasePays {
         to: u8,
         value: u64,
