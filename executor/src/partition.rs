@@ -504,7 +504,10 @@ fn run_bin<S: StateReader + Copy>(
         // general path can tell what a transaction touching it saw. Its own
         // payments see it only in their balance check, which passes on the
         // balance without the fees only if it passes with them (fees only
-        // add); what they change adds up with the fees in any order.
+        // add); what they change adds up with the fees in any order. Two
+        // watches: the block state counts every read of it from the base
+        // (enough for other transactions); the journal tells a payment's
+        // loads of its own sender apart from its code's looks.
         if pays {
             // Code it ran looked at the beneficiary (`BALANCE(CALLER)`, a call
             // back to it): what it saw depends on the fees before it.
