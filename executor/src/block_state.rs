@@ -301,6 +301,26 @@ impl<S: StateReader> BlockState<S> {
         Ok(())
     }
 
+    /// How much `address`'s balance rose through this state when nothing
+    /// else of it changed (its nonce, its storage, its having no code): zero
+    /// when it is not cached, `None` when anything else changed or the
+    /// balance fell.
+    pub fn balance_gain(&self, address: &Address) -> Option<U256> {
+        let Some(account) = self.accounts.get(address) else {
+            return Some(U256::ZERO);
+        };
+        if account.storage_cleared || !account.storage.is_empty() {
+            return None;
+        }
+        let (before, after) = (
+            account.original.unwrap_or_default(),
+            account.info.unwrap_or_default(),
+        );
+        let same = after.nonce == before.nonce && before.has_no_code() && after.has_no_code();
+        same.then(|| after.balance.checked_sub(before.balance))
+            .flatten()
+    }
+
     /// The accounts this state holds.
     pub fn cached_addresses(&self) -> impl Iterator<Item = &Address> {
         self.accounts.keys()

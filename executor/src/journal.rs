@@ -7,13 +7,14 @@
 //! Such accounts (storage, no code, nonce 0) exist on mainnet (a few dozen,
 //! left by early failed deployments) and in the official tests.
 //!
-//! It can also *watch* one account: it then notes whether the running code
-//! looked at that account (`BALANCE`, `EXTCODE*`, a call to it, a
+//! It can also *watch* a few accounts: it then notes whether the running code
+//! looked at one of them (`BALANCE`, `EXTCODE*`, a call to it, a
 //! self-destruct paying it). The interpreter reaches other accounts only
 //! through `load_account_info_skip_cold_load` and `selfdestruct`; the
 //! handler's own loads of the transaction's sender go through the `_mut`
 //! loads, which are not watched. The partitioned executor watches the block
-//! beneficiary while one of its own payments runs.
+//! beneficiary while one of its own payments runs, and the accounts it
+//! credits across bins (its *sinks*) while any other transaction runs.
 
 use revm::bytecode::Bytecode;
 use revm::context::journal::Journal;
@@ -41,28 +42,30 @@ pub trait StorageProbe {
 pub struct PelJournal<DB> {
     /// The wrapped revm journal (its `database` field is the block state).
     pub inner: Journal<DB>,
-    /// The watched account, if any.
-    watched: Option<Address>,
-    /// Whether the running code looked at the watched account since
+    /// The watched accounts (a handful: looked up one by one).
+    watched: Vec<Address>,
+    /// Whether the running code looked at a watched account since
     /// [`PelJournal::watch`].
     seen: bool,
 }
 
 impl<DB> PelJournal<DB> {
-    /// Watches `address` (or nothing) from now on, forgetting what was seen.
-    pub fn watch(&mut self, address: Option<Address>) {
-        self.watched = address;
+    /// Watches `addresses` (those alone) from now on, forgetting what was
+    /// seen.
+    pub fn watch(&mut self, addresses: &[Address]) {
+        self.watched.clear();
+        self.watched.extend_from_slice(addresses);
         self.seen = false;
     }
 
-    /// Whether code looked at the watched account since [`PelJournal::watch`].
+    /// Whether code looked at a watched account since [`PelJournal::watch`].
     pub fn watched_seen(&self) -> bool {
         self.seen
     }
 
     #[inline]
     fn note(&mut self, address: Address) {
-        if self.watched == Some(address) {
+        if !self.watched.is_empty() && self.watched.contains(&address) {
             self.seen = true;
         }
     }
@@ -79,7 +82,7 @@ impl<DB: Database + StorageProbe> JournalTr for PelJournal<DB> {
     fn new(database: DB) -> Self {
         Self {
             inner: Journal::new(database),
-            watched: None,
+            watched: Vec::new(),
             seen: false,
         }
     }

@@ -156,6 +156,14 @@ pub struct PartitionPolicy {
     /// conflicted; Block-STM, which balances by itself, ran those blocks
     /// faster.
     pub max_reaching: f64,
+    /// [`Self::max_reaching`] for a block the cost model would not run on
+    /// Block-STM (many small transactions): the partitioned path then only
+    /// competes with the sequential one.
+    pub max_reaching_alone: f64,
+    /// How many plain transfers an account without code must receive to be
+    /// a sink ([`partition::Plan::sinks`]): fewer join few groups, and each
+    /// sink costs every bin a look-up per account load.
+    pub min_sink_credits: u32,
     /// How transactions are grouped.
     pub grouping: Grouping,
     /// Run a block sequentially when its transactions all fall into one
@@ -174,6 +182,8 @@ impl Default for PartitionPolicy {
             min_gas: 4_000_000,
             min_predicted: 1.6,
             max_reaching: 0.1,
+            max_reaching_alone: 0.5,
+            min_sink_credits: 16,
             grouping: Grouping::Keys,
             one_group_sequential: true,
         }
@@ -188,6 +198,8 @@ impl PartitionPolicy {
             min_gas: 0,
             min_predicted: 0.0,
             max_reaching: 1.0,
+            max_reaching_alone: 1.0,
+            min_sink_credits: 2,
             grouping,
             one_group_sequential: false,
         }
@@ -255,10 +267,22 @@ impl CostModel {
         if fill && block.gas_limits() > block.header.gas_limit {
             return None;
         }
-        let plan = partition::plan(block, threads, policy.grouping, policy.max_reaching, target)?;
+        let max_reaching = if self.parallel(block, threads) {
+            policy.max_reaching
+        } else {
+            policy.max_reaching_alone
+        };
+        let plan = partition::plan(
+            block,
+            threads,
+            policy.grouping,
+            max_reaching,
+            policy.min_sink_credits,
+            target,
+        )?;
         if policy.one_group_sequential && plan.groups == 1 && plan.reaching == 0.0 {
             Some(Route::Sequential)
-        } else if plan.predicted >= policy.min_predicted && plan.reaching <= policy.max_reaching {
+        } else if plan.predicted >= policy.min_predicted && plan.reaching <= max_reaching {
             Some(Route::Partition(plan))
         } else {
             None

@@ -14,7 +14,11 @@
 //! 1. **Plan** ([`plan`]): transactions that share a *key* go into one group
 //!    (union-find): the sender; the target of a call, unless the call is an
 //!    ERC-20 `transfer`, `transferFrom` or `approve` without value, which is
-//!    keyed by the token and each holder it names instead. Groups are packed
+//!    keyed by the token and each holder it names instead, or a plain
+//!    transfer with value to a *sink*, which is not keyed by its target: an
+//!    account without code that many plain transfers pay and that does
+//!    nothing else in the block (an exchange's deposit address), whose
+//!    payers would otherwise all fall into one group. Groups are packed
 //!    into one bin per worker, largest first; a bin keeps block order. The
 //!    plan is rejected when the bins would be too uneven to pay, when a
 //!    transaction pays the block beneficiary or carries EIP-7702
@@ -35,12 +39,18 @@
 //!    block's fees: if it passes there it passes with them, since fees only
 //!    add, and if it fails the attempt is given up. What the payments and the
 //!    fees change in its balance adds up in any order; its bin hands it over
-//!    like the accounts of the system calls. Then every transaction saw
-//!    exactly what it would have seen in block order, since nothing it read
-//!    was changed by a transaction outside its bin, and within its bin the
-//!    order is the block's.
+//!    like the accounts of the system calls. A sink is changed by several
+//!    bins, but only by the plain payments to it, which run no code and do
+//!    not depend on its balance; every other transaction runs with the
+//!    journal watching the sinks, and one whose code looks at a sink or that
+//!    changes one gives the attempt up. What each bin credited a sink adds
+//!    up in any order. Then every transaction saw exactly what it would
+//!    have seen in block order, since nothing it read was changed by a
+//!    transaction outside its bin, and within its bin the order is the
+//!    block's.
 //! 4. **Merge**: the bins' states are absorbed into the pre-block state, the
-//!    fees are paid to the beneficiary in block order, and receipts are built
+//!    fees are paid to the beneficiary in block order, each bin's credits
+//!    are added to the sinks, and receipts are built
 //!    with the block's running gas; then the post-block steps shared with the
 //!    sequential executor run.
 //!
@@ -103,6 +113,11 @@ pub struct Plan {
     pub reaching: f64,
     /// How many groups the transactions fall into.
     pub groups: usize,
+    /// Accounts without code that receive many plain transfers and do
+    /// nothing else in the block (an exchange's deposit address): their
+    /// payments are not keyed by them, so the payers' groups stay apart, and
+    /// each bin hands over what it credited them (see [`run`]).
+    pub sinks: Vec<Address>,
 }
 
 /// What a transaction is grouped by.
@@ -269,12 +284,15 @@ impl Groups {
 /// paying for its plan early.
 ///
 /// `target(i, to)` tells what transaction `i`'s call target `to` may reach;
-/// it is asked once for each call [`asks_target`] names, in block order.
+/// it is asked once for each call [`asks_target`] names, in block order, and
+/// then for each candidate sink: the target of at least `min_sink_credits`
+/// plain transfers ([`Plan::sinks`]).
 pub fn plan(
     block: &BlockInput,
     bins: usize,
     grouping: Grouping,
     max_reaching: f64,
+    min_sink_credits: u32,
     mut target: impl FnMut(TxIdx, Address) -> Target,
 ) -> Option<Plan> {
     let n = block.transactions.len();
@@ -289,12 +307,13 @@ pub fn plan(
     // At most three keys a transaction: the table stays under three
     // quarters full.
     let slots = n.saturating_mul(4).next_power_of_two();
-    let mask = slots - 1;
     let mut table: Vec<(u64, u32)> = vec![(0, 0); slots];
     let mut groups = Groups {
         parent: (0..n as u32).collect(),
     };
     let mut reaching = None;
+    // Plain transfers with value, keyed by their target after the loop.
+    let mut plain: Vec<(u32, Address)> = Vec::new();
     let total = block.gas_limits();
     let mut reaching_gas = 0u64;
     for (i, tx) in block.transactions.iter().enumerate() {
@@ -310,23 +329,7 @@ pub fn plan(
         if tx.sender == beneficiary && env.kind.is_create() {
             return None;
         }
-        let mut key = |key: Key| {
-            let hash = key.hash().max(1);
-            let mut at = hash as usize & mask;
-            loop {
-                match table[at] {
-                    (0, _) => {
-                        table[at] = (hash, i);
-                        return;
-                    }
-                    (h, first) if h == hash => {
-                        groups.union(first, i);
-                        return;
-                    }
-                    _ => at = (at + 1) & mask,
-                }
-            }
-        };
+        let mut key = |key: Key| insert_key(&mut table, &mut groups, i, key);
         key(Key::Account(tx.sender));
         if grouping == Grouping::SenderOnly {
             continue;
@@ -341,6 +344,8 @@ pub fn plan(
                         key(Key::Holder(to, holder));
                     }
                 }
+                // Keyed once the block's sinks are known.
+                None if env.data.is_empty() && is_credit(env) => plain.push((i, to)),
                 None if env.data.is_empty() => key(Key::Account(to)),
                 None => match reaches {
                     // Also keyed by the target itself, so that a plain
@@ -357,6 +362,16 @@ pub fn plan(
                     _ => key(Key::Account(to)),
                 },
             }
+        }
+    }
+    let sinks = if grouping == Grouping::Keys {
+        find_sinks(&plain, &table, min_sink_credits.max(1), &mut target)
+    } else {
+        Vec::new()
+    };
+    for &(i, to) in &plain {
+        if !sinks.contains(&to) {
+            insert_key(&mut table, &mut groups, i, Key::Account(to));
         }
     }
     // Group weights (gas limits), then largest first into the lightest bin.
@@ -397,7 +412,111 @@ pub fn plan(
         predicted: total as f64 / heaviest as f64,
         reaching,
         groups: roots_count,
+        sinks,
     })
+}
+
+/// Adds transaction `i`'s `key` to the plan's `table` (open addressing from
+/// the key's hash to the first transaction with it), joining `i`'s group to
+/// that transaction's.
+fn insert_key(table: &mut [(u64, u32)], groups: &mut Groups, i: u32, key: Key) {
+    let mask = table.len() - 1;
+    let hash = key.hash().max(1);
+    let mut at = hash as usize & mask;
+    loop {
+        match table[at] {
+            (0, _) => {
+                table[at] = (hash, i);
+                return;
+            }
+            (h, first) if h == hash => {
+                groups.union(first, i);
+                return;
+            }
+            _ => at = (at + 1) & mask,
+        }
+    }
+}
+
+/// Whether the plan's `table` holds `key`.
+fn has_key(table: &[(u64, u32)], key: Key) -> bool {
+    let mask = table.len() - 1;
+    let hash = key.hash().max(1);
+    let mut at = hash as usize & mask;
+    loop {
+        match table[at] {
+            (0, _) => return false,
+            (h, _) if h == hash => return true,
+            _ => at = (at + 1) & mask,
+        }
+    }
+}
+
+/// A plain transfer (a call without data) whose target may be a sink: it
+/// carries value, below 2^128, so that no block's worth of them can
+/// overflow a balance below 2^255 ([`MAX_SINK_BALANCE`]).
+fn is_credit(env: &revm::context::TxEnv) -> bool {
+    !env.value.is_zero() && env.value < U256::from_limbs([0, 0, 1, 0])
+}
+
+/// A sink's balance before the block stays below this (checked in [`run`]).
+const MAX_SINK_BALANCE: U256 = U256::from_limbs([0, 0, 0, 1 << 63]);
+
+/// At most this many sinks a block, those paid most often.
+const MAX_SINKS: usize = 4;
+
+/// The targets of `plain` transfers that are paid often, have no key of
+/// their own in `table` (they send nothing and are called with no data, no
+/// ERC-20 call names them as the token) and have no code.
+fn find_sinks(
+    plain: &[(u32, Address)],
+    table: &[(u64, u32)],
+    min_credits: u32,
+    target: &mut impl FnMut(TxIdx, Address) -> Target,
+) -> Vec<Address> {
+    if plain.len() < min_credits as usize {
+        return Vec::new();
+    }
+    // Payments per target, by open addressing on the key's hash (a
+    // collision only merges two counts: a sink candidate is then checked
+    // all the same).
+    let slots = plain.len().saturating_mul(2).next_power_of_two();
+    let mask = slots - 1;
+    let mut counts: Vec<(u64, u32, u32)> = vec![(0, 0, 0); slots];
+    for (n, &(_, to)) in plain.iter().enumerate() {
+        let hash = Key::Account(to).hash().max(1);
+        let mut at = hash as usize & mask;
+        loop {
+            match counts[at] {
+                (0, ..) => {
+                    counts[at] = (hash, 1, n as u32);
+                    break;
+                }
+                (h, count, first) if h == hash => {
+                    counts[at] = (h, count + 1, first);
+                    break;
+                }
+                _ => at = (at + 1) & mask,
+            }
+        }
+    }
+    let mut candidates: Vec<(u32, u32)> = counts
+        .into_iter()
+        .filter(|&(h, count, _)| h != 0 && count >= min_credits)
+        .map(|(_, count, first)| (count, first))
+        .collect();
+    candidates.sort_unstable_by_key(|&(count, _)| std::cmp::Reverse(count));
+    let mut sinks = Vec::new();
+    for (_, first) in candidates {
+        let (i, to) = plain[first as usize];
+        if sinks.len() == MAX_SINKS {
+            break;
+        }
+        if !has_key(table, Key::Account(to)) && target(i as TxIdx, to) == Target::Account {
+            sinks.push(to);
+        }
+    }
+    sinks
 }
 
 /// `part` of the block's gas limits `total`, as a fraction.
@@ -412,8 +531,11 @@ struct BinRun<S> {
     /// block's running gas, filled in later) and its fee.
     receipts: Vec<(TxIdx, TxReceipt, U256)>,
     written: Vec<Written>,
-    /// What the bin changed, sorted by address, without the kept accounts.
+    /// What the bin changed, sorted by address, without the kept accounts
+    /// and the sinks.
     diff: Vec<(Address, AccountDiff)>,
+    /// What the bin credited each sink, in [`Context::sinks`]' order.
+    gains: Vec<U256>,
     time_ns: u64,
 }
 
@@ -427,6 +549,8 @@ pub enum Abandoned {
     Conflict,
     /// A transaction touched the block beneficiary.
     Beneficiary,
+    /// A transaction other than a plain payment to a sink touched it.
+    Sink,
     /// Another bin gave up first.
     Stopped,
     /// A block limit does not hold (or, when building, the block is full
@@ -442,8 +566,11 @@ struct Context<'a, S> {
     /// The state after the pre-block system calls.
     base: S,
     code: &'a Arc<CodeCache>,
-    /// Accounts the bins hand over as they are (see [`run`]).
-    keep: &'a [Address],
+    /// The plan's sinks that hold (see [`run`]).
+    sinks: &'a [Address],
+    /// What the bins' diffs leave out: the accounts they hand over as they
+    /// are (see [`run`]), and the sinks.
+    hidden: &'a [Address],
     /// Set by the first bin that gives up, so that the others stop.
     stop: AtomicBool,
 }
@@ -462,6 +589,12 @@ fn run_bin<S: StateReader + Copy>(
     state.reserve_for_block(bin.len());
     state.watch(beneficiary);
     let mut evm = system::new_evm(state, cx.chain, &cx.block.header, cx.spec);
+    // What the journal watches: the beneficiary during its own payments,
+    // the sinks during everything but plain payments to them.
+    let sinks = cx.sinks;
+    let with_beneficiary: Vec<Address> = std::iter::once(beneficiary)
+        .chain(sinks.iter().copied())
+        .collect();
     // Whether one of the beneficiary's own payments ran in this bin.
     let mut paid = false;
     let mut results = Vec::with_capacity(bin.len());
@@ -476,7 +609,16 @@ fn run_bin<S: StateReader + Copy>(
         }
         let tx = &cx.block.transactions[i];
         let pays = tx.sender == beneficiary;
-        evm.ctx.journaled_state.watch(pays.then_some(beneficiary));
+        let credits = !sinks.is_empty()
+            && tx.env.data.is_empty()
+            && matches!(tx.env.kind, TxKind::Call(to) if sinks.contains(&to));
+        let watched: &[Address] = match (pays, credits) {
+            (true, true) => &with_beneficiary[..1],
+            (true, false) => &with_beneficiary,
+            (false, true) => &[],
+            (false, false) => sinks,
+        };
+        evm.ctx.journaled_state.watch(watched);
         let reads = evm.ctx.journaled_state.inner.database.watched_reads();
         evm.ctx.set_tx(tx.env.clone());
         let mut handler = DeferredFeeHandler::<
@@ -494,10 +636,19 @@ fn run_bin<S: StateReader + Copy>(
         let Ok(result) = result else {
             return give_up(Abandoned::Failed);
         };
-        if db
-            .commit_changes_tracked(TxChanges::from_state(changes), &mut written)
-            .is_err()
-        {
+        let changes = TxChanges::from_state(changes);
+        // A sink changes only by the plain payments to it (no code runs
+        // there), and no code looks at it: then what each bin credits it
+        // adds up in any order.
+        if !credits && !sinks.is_empty() {
+            if looked && !pays {
+                return give_up(Abandoned::Sink);
+            }
+            if changes.0.iter().any(|c| sinks.contains(&c.address)) {
+                return give_up(Abandoned::Sink);
+            }
+        }
+        if db.commit_changes_tracked(changes, &mut written).is_err() {
             return give_up(Abandoned::Failed);
         }
         // Its balance depends on every fee before the reader: only the
@@ -521,7 +672,14 @@ fn run_bin<S: StateReader + Copy>(
         results.push((i, result, handler.fee()));
     }
     let state = evm.ctx.journaled_state.inner.database;
-    let diff = state.sorted_diff(cx.keep);
+    let Some(gains) = sinks
+        .iter()
+        .map(|sink| state.balance_gain(sink))
+        .collect::<Option<Vec<U256>>>()
+    else {
+        return give_up(Abandoned::Sink);
+    };
+    let diff = state.sorted_diff(cx.hidden);
     let receipts = results
         .into_iter()
         .map(|(i, result, fee)| {
@@ -534,14 +692,16 @@ fn run_bin<S: StateReader + Copy>(
         receipts,
         written,
         diff,
+        gains,
         time_ns: start.elapsed().as_nanos() as u64,
     })
 }
 
-/// Whether bin `a` touched something bin `b` changed.
-fn touches<S: StateReader>(a: &BlockState<S>, b: &BinRun<S>) -> bool {
+/// Whether bin `a` touched something bin `b` changed, but the `sinks` (which
+/// only plain payments changed, and no code looked at).
+fn touches<S: StateReader>(a: &BlockState<S>, b: &BinRun<S>, sinks: &[Address]) -> bool {
     b.written.iter().any(|w| match w {
-        Written::Account(address) => a.is_cached(address),
+        Written::Account(address) => a.is_cached(address) && !sinks.contains(address),
         Written::Slot(address, slot) => a.is_slot_cached(address, slot),
     }) || a.probed().iter().any(|address| b.state.is_cached(address))
 }
@@ -561,6 +721,8 @@ struct Checked {
     kept: Vec<CachedState>,
     /// What the bins changed in the other accounts.
     diff: BTreeMap<Address, AccountDiff>,
+    /// What each bin credited each sink.
+    gains: Vec<Vec<U256>>,
     receipts: Result<Receipts, Abandoned>,
     work_ns: u64,
 }
@@ -623,6 +785,7 @@ fn run_bins<S: StateReader>(
     evm: &system::BlockEvm<S>,
     pre_block: &pel_state::StateDiff,
     keep: &[Address],
+    sinks: &[Address],
 ) -> Result<Checked, Abandoned> {
     use rayon::prelude::*;
     let Job {
@@ -641,7 +804,8 @@ fn run_bins<S: StateReader>(
         spec,
         base: &base,
         code,
-        keep,
+        sinks,
+        hidden: &[keep, sinks].concat(),
         stop: AtomicBool::new(false),
     };
     let runs: Vec<Result<BinRun<_>, Abandoned>> = pool.install(|| {
@@ -669,7 +833,8 @@ fn run_bins<S: StateReader>(
     // workers and waiting (20-60 µs each way on a VM; 4330482, 237
     // transactions: three hand-overs took a fifth of its partitioned time).
     let here = block.transactions.len() < MERGE_HERE_MAX_TXS;
-    let pair = |a: usize| (0..runs.len()).any(|b| a != b && touches(&runs[a].state, &runs[b]));
+    let pair =
+        |a: usize| (0..runs.len()).any(|b| a != b && touches(&runs[a].state, &runs[b], sinks));
     let conflict = if here {
         (0..runs.len()).any(pair)
     } else {
@@ -683,8 +848,10 @@ fn run_bins<S: StateReader>(
     let mut kept = Vec::with_capacity(runs.len());
     let mut states = Vec::with_capacity(runs.len());
     let mut work_ns = 0;
+    let mut gains = Vec::with_capacity(runs.len());
     for mut run in runs {
         work_ns += run.time_ns;
+        gains.push(run.gains);
         receipts_of.push(run.receipts);
         diffs.push(run.diff);
         kept.push(run.state.take_kept(keep));
@@ -716,6 +883,7 @@ fn run_bins<S: StateReader>(
     Ok(Checked {
         kept,
         diff,
+        gains,
         receipts,
         work_ns,
     })
@@ -765,7 +933,28 @@ pub fn run<S: StateReader>(
     // The bin of the beneficiary's own payments hands it over too: the fees
     // are added to it there.
     keep.push(beneficiary);
-    let checked = match run_bins(job, &evm, &pre_block, &keep) {
+    // The plan's sinks, where their credits add up as plain balance
+    // increments: from Spurious Dragon on (before it, a payment of nothing
+    // brings an account into existence), not handed over as they are, and
+    // far from overflowing. A sink left out is an account several bins
+    // change: the conflict check then gives the attempt up.
+    let sinks: Vec<Address> = if spec >= SpecId::SPURIOUS_DRAGON {
+        let base = pre.base();
+        job.plan
+            .sinks
+            .iter()
+            .copied()
+            .filter(|sink| {
+                !keep.contains(sink)
+                    && base.account(sink).is_ok_and(|info| {
+                        info.is_none_or(|i| i.has_no_code() && i.balance < MAX_SINK_BALANCE)
+                    })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let checked = match run_bins(job, &evm, &pre_block, &keep, &sinks) {
         Ok(checked) => checked,
         Err(why) => return Ok(Outcome::Abandoned(why, Box::new(evm))),
     };
@@ -789,6 +978,19 @@ pub fn run<S: StateReader>(
             block: header.number,
             source: pel_state::StateError::Backend(e.to_string()),
         })?;
+    for (k, sink) in sinks.iter().enumerate() {
+        let credited: Vec<U256> = checked
+            .gains
+            .iter()
+            .filter_map(|gains| gains.get(k).copied())
+            .filter(|gain| !gain.is_zero())
+            .collect();
+        pre.increment_balance_each(*sink, &credited, spec)
+            .map_err(|e| ExecError::State {
+                block: header.number,
+                source: pel_state::StateError::Backend(e.to_string()),
+            })?;
+    }
     let (state, requests) = finish_block(evm, block, chain, spec, options, &receipts)?;
     // Whatever the post-block steps touched must not be something a bin
     // changed and did not hand over (a system contract of another chain
@@ -940,7 +1142,7 @@ mod tests {
         ];
         let block = block(txs);
         let mut asked = Vec::new();
-        let planned = plan(&block, 2, Grouping::Keys, 1.0, |i, to| {
+        let planned = plan(&block, 2, Grouping::Keys, 1.0, 16, |i, to| {
             asked.push((i, to));
             Target::Account
         });
@@ -964,7 +1166,7 @@ mod tests {
         let txs = (0..8)
             .map(|i| tx(300 + i, Some(400 + i), Vec::new()))
             .collect();
-        let plan = plan(&block(txs), 2, Grouping::Keys, 1.0, |_, _| {
+        let plan = plan(&block(txs), 2, Grouping::Keys, 1.0, 16, |_, _| {
             Target::SelfContained
         })
         .unwrap();
@@ -984,7 +1186,7 @@ mod tests {
             tx(5, Some(70), Vec::new()), // 5: alone
         ];
         let n = txs.len();
-        let plan = plan(&block(txs), 2, Grouping::Keys, 1.0, |_, _| {
+        let plan = plan(&block(txs), 2, Grouping::Keys, 1.0, 16, |_, _| {
             Target::SelfContained
         })
         .unwrap();
@@ -1003,7 +1205,7 @@ mod tests {
             tx(4, Some(900), transfer_call(14)), // 3
         ];
         let n = txs.len();
-        let plan = plan(&block(txs), 2, Grouping::Keys, 1.0, |_, _| {
+        let plan = plan(&block(txs), 2, Grouping::Keys, 1.0, 16, |_, _| {
             Target::SelfContained
         })
         .unwrap();
@@ -1018,8 +1220,65 @@ mod tests {
         assert_eq!(plan_of(txs).map(|p| p.groups), Some(1));
     }
 
+    #[test]
+    fn an_account_only_paid_often_is_a_sink_that_keeps_its_payers_apart() {
+        let pay = |from: u16, to: u16| {
+            let mut t = tx(from, Some(to), Vec::new());
+            t.env.value = U256::from(5);
+            t
+        };
+        let sink = addr(50);
+        let no_code = |_, to| {
+            if to == sink {
+                Target::Account
+            } else {
+                Target::Reaching
+            }
+        };
+        let payments: Vec<PreparedTx> = (0..16).map(|i| pay(100 + i, 50)).collect();
+        let planned = plan(
+            &block(payments.clone()),
+            2,
+            Grouping::Keys,
+            1.0,
+            16,
+            no_code,
+        )
+        .unwrap();
+        assert_eq!(planned.sinks, vec![sink]);
+        assert_eq!((planned.groups, planned.bins.len()), (16, 2));
+        // Paid once too few, with code, sending, or called with data: keyed
+        // by it, one group.
+        let few = plan(
+            &block(payments[1..].to_vec()),
+            2,
+            Grouping::Keys,
+            1.0,
+            16,
+            no_code,
+        );
+        let with_code = plan(
+            &block(payments.clone()),
+            2,
+            Grouping::Keys,
+            1.0,
+            16,
+            |_, _| Target::SelfContained,
+        );
+        let mut sends = payments.clone();
+        sends.push(tx(50, Some(7), Vec::new()));
+        let sends = plan(&block(sends), 2, Grouping::Keys, 1.0, 16, no_code);
+        let mut called = payments.clone();
+        called.push(tx(9, Some(50), vec![1]));
+        let called = plan(&block(called), 2, Grouping::Keys, 1.0, 16, no_code);
+        for (case, planned) in [few, with_code, sends, called].into_iter().enumerate() {
+            let planned = planned.unwrap();
+            assert_eq!((planned.groups, planned.sinks.len()), (1, 0), "case {case}");
+        }
+    }
+
     fn plan_of(txs: Vec<PreparedTx>) -> Option<Plan> {
-        plan(&block(txs), 2, Grouping::Keys, 1.0, |_, _| {
+        plan(&block(txs), 2, Grouping::Keys, 1.0, 16, |_, _| {
             Target::SelfContained
         })
     }
@@ -1054,7 +1313,7 @@ mod tests {
             tx(2, Some(3), Vec::new()),
             tx(0xcb, Some(5), Vec::new()),
         ];
-        let planned = plan(&block(payouts), 2, Grouping::Keys, 1.0, |_, _| {
+        let planned = plan(&block(payouts), 2, Grouping::Keys, 1.0, 16, |_, _| {
             Target::Account
         })
         .unwrap();
@@ -1064,7 +1323,7 @@ mod tests {
         assert_ne!(of[0], of[1]);
         // Sender-only grouping ignores the shared target.
         let txs = (0..4).map(|i| tx(i, Some(77), Vec::new())).collect();
-        assert!(plan(&block(txs), 2, Grouping::SenderOnly, 1.0, |_, _| {
+        assert!(plan(&block(txs), 2, Grouping::SenderOnly, 1.0, 16, |_, _| {
             Target::Reaching
         })
         .is_some());
@@ -1088,19 +1347,19 @@ mod tests {
             }
         };
         let block = block(txs);
-        let planned = plan(&block, 2, Grouping::Keys, 1.0, |_, to| reach(to)).unwrap();
+        let planned = plan(&block, 2, Grouping::Keys, 1.0, 16, |_, to| reach(to)).unwrap();
         let of = bins_of(&planned, n);
         assert_eq!(of[0], of[1]);
         // The two router calls hold two fifths of the gas limits: a limit
         // below that ends the plan at the second one (which `reach` counts).
         assert!((planned.reaching - 0.4).abs() < 1e-9, "{planned:?}");
-        assert!(plan(&block, 2, Grouping::Keys, 0.4, |_, to| reach(to)).is_some());
+        assert!(plan(&block, 2, Grouping::Keys, 0.4, 16, |_, to| reach(to)).is_some());
         let mut asked = 0;
         let counting = |_, to| {
             asked += 1;
             reach(to)
         };
-        assert_eq!(plan(&block, 2, Grouping::Keys, 0.3, counting), None);
+        assert_eq!(plan(&block, 2, Grouping::Keys, 0.3, 16, counting), None);
         assert_eq!(asked, 2);
     }
 

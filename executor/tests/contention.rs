@@ -16,7 +16,7 @@ use alloy_primitives::{Address, Bytes, TxKind, B256, U256};
 use pel_executor::{
     execute_block, revm::context::TxEnv, sequential::ExecOptions, BlockInput, BlockOutput,
     ChainConfig, CostModel, FallBack, Fork, Grouping, ParallelExecutor, PartitionPolicy,
-    PreparedTx,
+    PreparedTx, Route,
 };
 use pel_state::{AccountInfo, InMemoryState};
 use proptest::prelude::*;
@@ -29,6 +29,9 @@ const REVERTER: u8 = 0xc2;
 const DESTRUCTOR: u8 = 0xc3;
 const FACTORY: u8 = 0xc4;
 const READER: u8 = 0xc5;
+/// Reads the balances of the two accounts that only receive (address
+/// `0xf1`, which does not exist before the block, and EOA 0).
+const PAYEE_READER: u8 = 0xc6;
 
 fn addr(n: u8) -> Address {
     Address::with_last_byte(n)
@@ -66,6 +69,15 @@ fn state() -> InMemoryState {
         &format!(
             "73{}3160005573{}31600155 00",
             hex_addr(addr(COINBASE)),
+            hex_addr(eoa(0))
+        )
+        .replace(' ', ""),
+    ));
+    // SSTORE(0, BALANCE(0xf1)); SSTORE(1, BALANCE(eoa 0))
+    let payee_reader = s.insert_code(code(
+        &format!(
+            "73{}3160005573{}31600155 00",
+            hex_addr(addr(0xf1)),
             hex_addr(eoa(0))
         )
         .replace(' ', ""),
@@ -119,6 +131,7 @@ fn state() -> InMemoryState {
         (DESTRUCTOR, destructor, 1_000),
         (FACTORY, factory, 0),
         (READER, reader, 0),
+        (PAYEE_READER, payee_reader, 0),
     ] {
         let info = AccountInfo {
             balance: U256::from(balance),
@@ -236,6 +249,11 @@ enum Op {
     Read {
         from: u8,
     },
+    /// Reads the balances of the accounts that only receive
+    /// ([`PAYEE_READER`]).
+    ReadPayees {
+        from: u8,
+    },
     PayCoinbase {
         from: u8,
         value: u64,
@@ -282,6 +300,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (from.clone(), 0u8..3).prop_map(|(from, salt)| Op::DestructChild { from, salt }),
         2 => (from.clone(), 0u8..3).prop_map(|(from, salt)| Op::PokeChild { from, salt }),
         2 => from.clone().prop_map(|from| Op::Read { from }),
+        1 => from.clone().prop_map(|from| Op::ReadPayees { from }),
         1 => (from.clone(), 0u64..1_000_000).prop_map(|(from, value)| Op::PayCoinbase { from, value }),
         1 => (from.clone(), 0u8..3).prop_map(|(from, slot)| Op::CountOutOfGas { from, slot }),
         1 => (from.clone(), 1u8..11, prop::sample::select(vec![0u64, 1, 1_000])).prop_map(|(from, which, value)| Op::Precompile { from, which, value }),
@@ -339,6 +358,7 @@ fn block_with_withdrawals(
                 Op::DestructChild { from, salt } => (from, child(salt), 0, Bytes::new()),
                 Op::PokeChild { from, salt } => (from, child(salt), 0, Bytes::from(vec![1u8])),
                 Op::Read { from } => (from, addr(READER), 0, Bytes::new()),
+                Op::ReadPayees { from } => (from, addr(PAYEE_READER), 0, Bytes::new()),
                 Op::PayCoinbase { from, value } => (from, addr(COINBASE), value, Bytes::new()),
                 Op::CountOutOfGas { from, slot } => {
                     // Enough for the intrinsic cost, not for the SSTORE.
@@ -777,6 +797,51 @@ fn the_beneficiary_paying_a_contract_is_partitioned_until_the_code_looks_at_it()
             (!looks, looks),
             "{to}: {stats:?}"
         );
+    }
+}
+
+/// Payments from several senders to an account that sends nothing (an
+/// exchange's deposit address, existing or not) are split across bins, each
+/// crediting it; the attempt is given up when code looks at its balance.
+/// An account that also sends is no sink: keyed like any other, it joins its
+/// payers into one group.
+#[test]
+fn payments_to_a_sink_are_partitioned_until_code_looks_at_it() {
+    let chain = ChainConfig::single_fork(1, Fork::Cancun);
+    let mut executor = ParallelExecutor::new(2).unwrap();
+    executor.cost_model = CostModel {
+        partition: Some(PartitionPolicy::always(Grouping::Keys)),
+        ..CostModel::always()
+    };
+    // EOA 0, and 0xf1 (past the EOAs and the beneficiary).
+    for to in [0, EOAS + 1] {
+        let payments: Vec<Op> = (1..9u8)
+            .map(|k| pay(1 + k % 4, to, 1_000 + u64::from(k)))
+            .collect();
+        let looked = [payments.clone(), vec![Op::ReadPayees { from: 2 }]].concat();
+        let sends = [payments.clone(), vec![pay(0, 3, 1)]].concat();
+        let routed =
+            executor
+                .cost_model
+                .route(&block(&payments, Fork::Cancun, 10), 2, false, |_, _| {
+                    pel_executor::partition::Target::Account
+                });
+        let Some(Route::Partition(plan)) = routed else {
+            panic!("{to}: {routed:?}");
+        };
+        assert_eq!((plan.bins.len(), plan.sinks.len()), (2, 1), "{to}");
+        for (ops, partitioned) in [(payments, true), (looked, false), (sends, true)] {
+            let block = block(&ops, Fork::Cancun, 10);
+            let (parallel, stats) = executor
+                .execute_block(state(), &block, &chain, ExecOptions::default())
+                .unwrap();
+            assert_eq!(parallel, run_sequential(&block, &chain).unwrap(), "{ops:?}");
+            assert_eq!(
+                (stats.partitioned, stats.partition_abandoned),
+                (partitioned, !partitioned),
+                "{ops:?}: {stats:?}"
+            );
+        }
     }
 }
 
