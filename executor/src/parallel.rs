@@ -164,6 +164,10 @@ pub struct PartitionPolicy {
     /// a sink ([`partition::Plan::sinks`]): fewer join few groups, and each
     /// sink costs every bin a look-up per account load.
     pub min_sink_credits: u32,
+    /// The least share of the block's gas limits the beneficiary's plain
+    /// payouts must hold to be split across bins
+    /// ([`partition::Plan::split_payouts`]).
+    pub min_payout_share: f64,
     /// How transactions are grouped.
     pub grouping: Grouping,
     /// Run a block sequentially when its transactions all fall into one
@@ -184,6 +188,7 @@ impl Default for PartitionPolicy {
             max_reaching: 0.1,
             max_reaching_alone: 0.5,
             min_sink_credits: 16,
+            min_payout_share: 0.5,
             grouping: Grouping::Keys,
             one_group_sequential: true,
         }
@@ -200,6 +205,7 @@ impl PartitionPolicy {
             max_reaching: 1.0,
             max_reaching_alone: 1.0,
             min_sink_credits: 2,
+            min_payout_share: 0.0,
             grouping,
             one_group_sequential: false,
         }
@@ -278,6 +284,7 @@ impl CostModel {
             policy.grouping,
             max_reaching,
             policy.min_sink_credits,
+            policy.min_payout_share,
             target,
         )?;
         if policy.one_group_sequential && plan.groups == 1 && plan.reaching == 0.0 {
@@ -537,6 +544,16 @@ impl ParallelExecutor {
                 let mut seen = B256Map::default();
                 let (state, code) = (&state, &code);
                 move |i, to| {
+                    // Classified ahead are the calls with data alone: the
+                    // targets of plain transfers (payouts, sinks) are asked
+                    // one by one.
+                    if block
+                        .transactions
+                        .get(i)
+                        .is_some_and(|t| t.env.data.is_empty())
+                    {
+                        return self.classify(state, code, to, &mut seen);
+                    }
                     if ahead.is_none() {
                         asked += 1;
                         if asked > CLASSIFY_ONE_BY_ONE

@@ -18,7 +18,11 @@
 //!    transfer with value to a *sink*, which is not keyed by its target: an
 //!    account without code that many plain transfers pay and that does
 //!    nothing else in the block (an exchange's deposit address), whose
-//!    payers would otherwise all fall into one group. Groups are packed
+//!    payers would otherwise all fall into one group. In a pool's payout
+//!    block (the beneficiary's plain payouts hold most of its gas, and no
+//!    call names the beneficiary by `COINBASE`), the payouts to accounts
+//!    without code are not keyed by their sender either ([`Payouts`]).
+//!    Groups are packed
 //!    into one bin per worker, largest first; a bin keeps block order. The
 //!    plan is rejected when the bins would be too uneven to pay, when a
 //!    transaction pays the block beneficiary or carries EIP-7702
@@ -39,19 +43,24 @@
 //!    block's fees: if it passes there it passes with them, since fees only
 //!    add, and if it fails the attempt is given up. What the payments and the
 //!    fees change in its balance adds up in any order; its bin hands it over
-//!    like the accounts of the system calls. A sink is changed by several
-//!    bins, but only by the plain payments to it, which run no code and do
-//!    not depend on its balance; every other transaction runs with the
-//!    journal watching the sinks, and one whose code looks at a sink or that
-//!    changes one gives the attempt up. What each bin credited a sink adds
-//!    up in any order. Then every transaction saw exactly what it would
-//!    have seen in block order, since nothing it read was changed by a
-//!    transaction outside its bin, and within its bin the order is the
-//!    block's.
-//! 4. **Merge**: the bins' states are absorbed into the pre-block state, the
-//!    fees are paid to the beneficiary in block order, each bin's credits
-//!    are added to the sinks, and receipts are built
-//!    with the block's running gas; then the post-block steps shared with the
+//!    like the accounts of the system calls. Split payouts run in several
+//!    bins, each from the beneficiary's nonce before it and its balance less
+//!    the most the payouts before it may cost: no more than the real
+//!    balance, so a check that passes there passes in block order. What they
+//!    really cost is summed, and no bin hands the beneficiary over. A sink
+//!    is changed by several bins, but only by the plain payments to it,
+//!    which run no code and do not depend on its balance; every other
+//!    transaction runs with the journal watching the sinks, and one whose
+//!    code looks at a sink or that changes one gives the attempt up. What
+//!    each bin credited a sink adds up in any order. Then every transaction
+//!    saw exactly what it would have seen in block order, since nothing it
+//!    read was changed by a transaction outside its bin, and within its bin
+//!    the order is the block's.
+//! 4. **Merge**: the bins' states are absorbed into the pre-block state,
+//!    split payouts are charged to the beneficiary (their cost, and its
+//!    nonce after them), the fees are paid to it in block order, each bin's
+//!    credits are added to the sinks, and receipts are built with the
+//!    block's running gas; then the post-block steps shared with the
 //!    sequential executor run.
 //!
 //! Any transaction that fails, a block limit that does not hold, or a
@@ -72,7 +81,7 @@ use crate::{
     ChainConfig, CodeCache,
 };
 use alloy_primitives::{Address, U256};
-use pel_state::{AccountDiff, DiffOverlay, StateReader};
+use pel_state::{AccountDiff, AccountInfo, DiffOverlay, StateReader};
 use revm::{
     context::result::{EVMError, InvalidTransaction},
     context_interface::ContextSetters,
@@ -118,6 +127,11 @@ pub struct Plan {
     /// payments are not keyed by them, so the payers' groups stay apart, and
     /// each bin hands over what it credited them (see [`run`]).
     pub sinks: Vec<Address>,
+    /// Every transaction the beneficiary sends is a plain payout (see
+    /// [`payouts_split`]): they are not keyed by it, so they spread across
+    /// the bins, each starting from the beneficiary's predicted nonce and
+    /// balance.
+    pub split_payouts: bool,
 }
 
 /// What a transaction is grouped by.
@@ -145,10 +159,16 @@ pub enum Target {
     SelfContained,
     /// Code that may call other contracts (or delegated EIP-7702 code).
     Reaching,
+    /// Code that names the block's beneficiary (`COINBASE`): it may pay it
+    /// (a searcher's bribe) or read its balance. Grouped like
+    /// [`Target::Reaching`]; a block that calls such code does not split
+    /// the beneficiary's payouts ([`Plan::split_payouts`]).
+    Beneficiary,
 }
 
-/// Classifies runtime code by the opcodes it holds (`CALL`, `CALLCODE`,
-/// `DELEGATECALL`, `STATICCALL`, `CREATE`, `CREATE2`, `SELFDESTRUCT`),
+/// Classifies runtime code by the opcodes it holds (`COINBASE`; `CALL`,
+/// `CALLCODE`, `DELEGATECALL`, `STATICCALL`, `CREATE`, `CREATE2`,
+/// `SELFDESTRUCT`),
 /// skipping push data and the compiler's trailing metadata. A wrong answer
 /// only makes a plan conflict (and the block run on Block-STM), never a
 /// wrong result.
@@ -167,16 +187,21 @@ pub fn classify(code: &[u8]) -> Target {
         Some((at, len)) if len <= at && (0xa1..=0xa5).contains(&code[at - len]) => at - len,
         _ => code.len(),
     };
-    let mut i = 0;
+    let (mut i, mut reaching) = (0, false);
     while i < end {
         match code[i] {
-            0xf0 | 0xf1 | 0xf2 | 0xf4 | 0xf5 | 0xfa | 0xff => return Target::Reaching,
+            0x41 => return Target::Beneficiary,
+            0xf0 | 0xf1 | 0xf2 | 0xf4 | 0xf5 | 0xfa | 0xff => reaching = true,
             op @ 0x60..=0x7f => i += (op - 0x5f) as usize,
             _ => {}
         }
         i += 1;
     }
-    Target::SelfContained
+    if reaching {
+        Target::Reaching
+    } else {
+        Target::SelfContained
+    }
 }
 
 impl Key {
@@ -293,6 +318,7 @@ pub fn plan(
     grouping: Grouping,
     max_reaching: f64,
     min_sink_credits: u32,
+    min_payout_share: f64,
     mut target: impl FnMut(TxIdx, Address) -> Target,
 ) -> Option<Plan> {
     let n = block.transactions.len();
@@ -311,10 +337,15 @@ pub fn plan(
     let mut groups = Groups {
         parent: (0..n as u32).collect(),
     };
+    let total = block.gas_limits();
+    // Split when no call names the beneficiary (decided after the loop,
+    // which keys the payouts by their sender only then).
+    let may_split = grouping == Grouping::Keys && payouts_split(block, total, min_payout_share);
+    let mut names_beneficiary = false;
+    let mut payouts: Vec<(u32, Address)> = Vec::new();
     let mut reaching = None;
     // Plain transfers with value, keyed by their target after the loop.
     let mut plain: Vec<(u32, Address)> = Vec::new();
-    let total = block.gas_limits();
     let mut reaching_gas = 0u64;
     for (i, tx) in block.transactions.iter().enumerate() {
         let i = i as u32;
@@ -330,7 +361,10 @@ pub fn plan(
             return None;
         }
         let mut key = |key: Key| insert_key(&mut table, &mut groups, i, key);
-        key(Key::Account(tx.sender));
+        match env.kind {
+            TxKind::Call(to) if may_split && tx.sender == beneficiary => payouts.push((i, to)),
+            _ => key(Key::Account(tx.sender)),
+        }
         if grouping == Grouping::SenderOnly {
             continue;
         }
@@ -350,7 +384,8 @@ pub fn plan(
                 None => match reaches {
                     // Also keyed by the target itself, so that a plain
                     // payment to it (a deposit into wrapped ether) joins.
-                    Some(Target::Reaching) => {
+                    Some(Target::Reaching | Target::Beneficiary) => {
+                        names_beneficiary |= reaches == Some(Target::Beneficiary);
                         key(Key::Reaching);
                         key(Key::Account(to));
                         reaching.get_or_insert(i);
@@ -362,6 +397,15 @@ pub fn plan(
                     _ => key(Key::Account(to)),
                 },
             }
+        }
+    }
+    // A split payout is not keyed by the beneficiary, unless its target has
+    // code: what that code does (forward the payment to a hot wallet, say)
+    // is unknown, so such payouts stay in one group.
+    let split_payouts = may_split && !names_beneficiary;
+    for &(i, to) in &payouts {
+        if !split_payouts || target(i as TxIdx, to) != Target::Account {
+            insert_key(&mut table, &mut groups, i, Key::Account(beneficiary));
         }
     }
     let sinks = if grouping == Grouping::Keys {
@@ -413,7 +457,101 @@ pub fn plan(
         reaching,
         groups: roots_count,
         sinks,
+        split_payouts,
     })
+}
+
+/// Whether the beneficiary's payouts may be split ([`Plan::split_payouts`]):
+/// its transactions hold at least `min_share` of the block's gas limits
+/// `total` (a pool's payout block: keyed by their sender, they would be one
+/// group that caps the plan), and each one is a plain payout, a call
+/// without data, access list, blobs or authorizations, of a value below
+/// 2^128, to another account. What each one costs the beneficiary is then
+/// bounded before it runs (its value and its gas limit at its price), and
+/// its nonce known.
+fn payouts_split(block: &BlockInput, total: u64, min_share: f64) -> bool {
+    let beneficiary = block.header.beneficiary;
+    let mut any = false;
+    let mut gas = 0u64;
+    for tx in &block.transactions {
+        if tx.sender != beneficiary {
+            continue;
+        }
+        let env = &tx.env;
+        let plain = matches!(env.kind, TxKind::Call(to) if to != beneficiary)
+            && env.data.is_empty()
+            && env.access_list.is_empty()
+            && env.blob_hashes.is_empty()
+            && env.authorization_list.is_empty()
+            && env.value < U256::from_limbs([0, 0, 1, 0]);
+        if !plain {
+            return false;
+        }
+        any = true;
+        gas = gas.saturating_add(env.gas_limit);
+    }
+    any && share(gas, total) >= min_share
+}
+
+/// What the beneficiary's split payouts may cost it, before each one.
+///
+/// A payout's cost (its value, if the call succeeds, and its gas used at its
+/// price) is known only once it ran, but bounded before: the value and the
+/// whole gas limit. A bin starts each payout from the beneficiary's nonce
+/// before it (exact: one per payout) and its balance less the bound of every
+/// payout before it, a balance no higher than the real one (which also lacks
+/// the block's fees, as for unsplit payouts). A balance check that passes
+/// there passes in block order; one that fails gives the attempt up. Nothing
+/// else may see that balance: the journal watches the beneficiary while its
+/// payouts run, and any look gives the attempt up. What each payout really
+/// cost is taken from the bin's state and summed at the merge.
+struct Payouts {
+    /// Its record after the pre-block calls.
+    base: AccountInfo,
+    /// Per transaction of the block: how many payouts come before it, the
+    /// bound of what they cost, and the bound of its own cost.
+    at: Vec<(u64, U256, U256)>,
+    /// How many payouts there are.
+    count: u64,
+}
+
+impl Payouts {
+    /// The bounds for `block`'s payouts from `base`, at the block's base fee.
+    fn new(block: &BlockInput, base: AccountInfo) -> Self {
+        let beneficiary = block.header.beneficiary;
+        let base_fee = u128::from(block.header.base_fee_per_gas.unwrap_or(0));
+        let mut at = Vec::with_capacity(block.transactions.len());
+        let (mut count, mut bound) = (0u64, U256::ZERO);
+        for tx in &block.transactions {
+            let own = if tx.sender == beneficiary {
+                let price =
+                    revm::context_interface::Transaction::effective_gas_price(&tx.env, base_fee);
+                tx.env
+                    .value
+                    .saturating_add(U256::from(price).saturating_mul(U256::from(tx.env.gas_limit)))
+            } else {
+                U256::ZERO
+            };
+            at.push((count, bound, own));
+            if tx.sender == beneficiary {
+                count += 1;
+                bound = bound.saturating_add(own);
+            }
+        }
+        Self { base, at, count }
+    }
+
+    /// The beneficiary's nonce and balance bound just before transaction `i`,
+    /// and the bound of `i`'s own cost; `None` when the bounds before it
+    /// exceed its balance.
+    fn before(&self, i: TxIdx) -> Option<(u64, U256, U256)> {
+        let &(count, bound, own) = self.at.get(i)?;
+        Some((
+            self.base.nonce.checked_add(count)?,
+            self.base.balance.checked_sub(bound)?,
+            own,
+        ))
+    }
 }
 
 /// Adds transaction `i`'s `key` to the plan's `table` (open addressing from
@@ -536,6 +674,8 @@ struct BinRun<S> {
     diff: Vec<(Address, AccountDiff)>,
     /// What the bin credited each sink, in [`Context::sinks`]' order.
     gains: Vec<U256>,
+    /// What the bin's split payouts cost the beneficiary.
+    payout_cost: U256,
     time_ns: u64,
 }
 
@@ -568,6 +708,11 @@ struct Context<'a, S> {
     code: &'a Arc<CodeCache>,
     /// The plan's sinks that hold (see [`run`]).
     sinks: &'a [Address],
+    /// The beneficiary's split payouts, predicted.
+    payouts: Option<&'a Payouts>,
+    /// Accounts several bins change by design, which the conflict check
+    /// skips: the sinks, and the beneficiary when its payouts are split.
+    shared: &'a [Address],
     /// What the bins' diffs leave out: the accounts they hand over as they
     /// are (see [`run`]), and the sinks.
     hidden: &'a [Address],
@@ -597,6 +742,8 @@ fn run_bin<S: StateReader + Copy>(
         .collect();
     // Whether one of the beneficiary's own payments ran in this bin.
     let mut paid = false;
+    // What the bin's split payouts cost the beneficiary.
+    let mut payout_cost = U256::ZERO;
     let mut results = Vec::with_capacity(bin.len());
     let mut written = Vec::with_capacity(bin.len() * 2);
     let give_up = |why| {
@@ -619,6 +766,28 @@ fn run_bin<S: StateReader + Copy>(
             (false, false) => sinks,
         };
         evm.ctx.journaled_state.watch(watched);
+        // A split payout starts from the beneficiary's nonce before it and
+        // its balance less the bounds of the payouts before it ([`Payouts`]).
+        let predicted = match cx.payouts.filter(|_| pays) {
+            Some(payouts) => {
+                let Some((nonce, balance, bound)) = payouts.before(i) else {
+                    return give_up(Abandoned::Beneficiary);
+                };
+                let db = &mut evm.ctx.journaled_state.inner.database;
+                let now = match db.account(beneficiary) {
+                    Ok(now) => now.unwrap_or_default(),
+                    Err(_) => return give_up(Abandoned::Failed),
+                };
+                let Some(gap) = now.balance.checked_sub(balance) else {
+                    return give_up(Abandoned::Beneficiary);
+                };
+                if db.apply_debit(beneficiary, gap, nonce).is_err() {
+                    return give_up(Abandoned::Beneficiary);
+                }
+                Some((nonce, balance, bound))
+            }
+            None => None,
+        };
         let reads = evm.ctx.journaled_state.inner.database.watched_reads();
         evm.ctx.set_tx(tx.env.clone());
         let mut handler = DeferredFeeHandler::<
@@ -665,6 +834,21 @@ fn run_bin<S: StateReader + Copy>(
             if looked {
                 return give_up(Abandoned::Beneficiary);
             }
+            // A split payout raised the nonce by one and cost no more than
+            // its bound; what it cost joins the bin's sum.
+            if let Some((nonce, balance, bound)) = predicted {
+                let spent = db
+                    .account(beneficiary)
+                    .ok()
+                    .flatten()
+                    .filter(|after| Some(after.nonce) == nonce.checked_add(1))
+                    .and_then(|after| balance.checked_sub(after.balance))
+                    .filter(|spent| *spent <= bound);
+                let Some(spent) = spent else {
+                    return give_up(Abandoned::Beneficiary);
+                };
+                payout_cost = payout_cost.saturating_add(spent);
+            }
             paid = true;
         } else if db.watched_reads() != reads || (!paid && db.is_cached(&beneficiary)) {
             return give_up(Abandoned::Beneficiary);
@@ -693,15 +877,16 @@ fn run_bin<S: StateReader + Copy>(
         written,
         diff,
         gains,
+        payout_cost,
         time_ns: start.elapsed().as_nanos() as u64,
     })
 }
 
-/// Whether bin `a` touched something bin `b` changed, but the `sinks` (which
-/// only plain payments changed, and no code looked at).
-fn touches<S: StateReader>(a: &BlockState<S>, b: &BinRun<S>, sinks: &[Address]) -> bool {
+/// Whether bin `a` touched something bin `b` changed, but the `shared`
+/// accounts (see [`Context::shared`]).
+fn touches<S: StateReader>(a: &BlockState<S>, b: &BinRun<S>, shared: &[Address]) -> bool {
     b.written.iter().any(|w| match w {
-        Written::Account(address) => a.is_cached(address) && !sinks.contains(address),
+        Written::Account(address) => a.is_cached(address) && !shared.contains(address),
         Written::Slot(address, slot) => a.is_slot_cached(address, slot),
     }) || a.probed().iter().any(|address| b.state.is_cached(address))
 }
@@ -723,6 +908,9 @@ struct Checked {
     diff: BTreeMap<Address, AccountDiff>,
     /// What each bin credited each sink.
     gains: Vec<Vec<U256>>,
+    /// When the beneficiary's payouts were split: its nonce after them, and
+    /// what they cost it.
+    payouts: Option<(u64, U256)>,
     receipts: Result<Receipts, Abandoned>,
     work_ns: u64,
 }
@@ -798,6 +986,26 @@ fn run_bins<S: StateReader>(
         ..
     } = *job;
     let base = DiffOverlay::new(evm.ctx.journaled_state.inner.database.base(), pre_block);
+    let beneficiary = block.header.beneficiary;
+    let payouts = if plan.split_payouts {
+        match base.account(&beneficiary) {
+            Ok(Some(info)) => Some(Payouts::new(block, info)),
+            _ => return Err(Abandoned::Beneficiary),
+        }
+    } else {
+        None
+    };
+    // Split payouts leave the beneficiary in several bins: its state comes
+    // from the prediction, not from one bin.
+    let kept_list: Vec<Address> = keep
+        .iter()
+        .copied()
+        .filter(|a| payouts.is_none() || *a != beneficiary)
+        .collect();
+    let mut shared = sinks.to_vec();
+    if payouts.is_some() {
+        shared.push(beneficiary);
+    }
     let cx = Context {
         block,
         chain,
@@ -805,6 +1013,8 @@ fn run_bins<S: StateReader>(
         base: &base,
         code,
         sinks,
+        payouts: payouts.as_ref(),
+        shared: &shared,
         hidden: &[keep, sinks].concat(),
         stop: AtomicBool::new(false),
     };
@@ -834,7 +1044,7 @@ fn run_bins<S: StateReader>(
     // transactions: three hand-overs took a fifth of its partitioned time).
     let here = block.transactions.len() < MERGE_HERE_MAX_TXS;
     let pair =
-        |a: usize| (0..runs.len()).any(|b| a != b && touches(&runs[a].state, &runs[b], sinks));
+        |a: usize| (0..runs.len()).any(|b| a != b && touches(&runs[a].state, &runs[b], cx.shared));
     let conflict = if here {
         (0..runs.len()).any(pair)
     } else {
@@ -849,12 +1059,14 @@ fn run_bins<S: StateReader>(
     let mut states = Vec::with_capacity(runs.len());
     let mut work_ns = 0;
     let mut gains = Vec::with_capacity(runs.len());
+    let mut payout_cost = U256::ZERO;
     for mut run in runs {
         work_ns += run.time_ns;
         gains.push(run.gains);
+        payout_cost = payout_cost.saturating_add(run.payout_cost);
         receipts_of.push(run.receipts);
         diffs.push(run.diff);
-        kept.push(run.state.take_kept(keep));
+        kept.push(run.state.take_kept(&kept_list));
         states.push(run.state);
     }
     let max_blob_gas = sequential::max_blob_gas(chain, spec, block.header.timestamp);
@@ -884,6 +1096,7 @@ fn run_bins<S: StateReader>(
         kept,
         diff,
         gains,
+        payouts: payouts.map(|p| (p.base.nonce.saturating_add(p.count), payout_cost)),
         receipts,
         work_ns,
     })
@@ -973,11 +1186,16 @@ pub fn run<S: StateReader>(
     for kept in checked.kept {
         pre.absorb_sibling(kept);
     }
+    let state_error = |e: DbError| ExecError::State {
+        block: header.number,
+        source: pel_state::StateError::Backend(e.to_string()),
+    };
+    if let Some((nonce, cost)) = checked.payouts {
+        pre.apply_debit(beneficiary, cost, nonce)
+            .map_err(state_error)?;
+    }
     pre.increment_balance_each(beneficiary, &fees, spec)
-        .map_err(|e| ExecError::State {
-            block: header.number,
-            source: pel_state::StateError::Backend(e.to_string()),
-        })?;
+        .map_err(state_error)?;
     for (k, sink) in sinks.iter().enumerate() {
         let credited: Vec<U256> = checked
             .gains
@@ -986,10 +1204,7 @@ pub fn run<S: StateReader>(
             .filter(|gain| !gain.is_zero())
             .collect();
         pre.increment_balance_each(*sink, &credited, spec)
-            .map_err(|e| ExecError::State {
-                block: header.number,
-                source: pel_state::StateError::Backend(e.to_string()),
-            })?;
+            .map_err(state_error)?;
     }
     let (state, requests) = finish_block(evm, block, chain, spec, options, &receipts)?;
     // Whatever the post-block steps touched must not be something a bin
@@ -1142,7 +1357,7 @@ mod tests {
         ];
         let block = block(txs);
         let mut asked = Vec::new();
-        let planned = plan(&block, 2, Grouping::Keys, 1.0, 16, |i, to| {
+        let planned = plan(&block, 2, Grouping::Keys, 1.0, 16, 0.5, |i, to| {
             asked.push((i, to));
             Target::Account
         });
@@ -1166,7 +1381,7 @@ mod tests {
         let txs = (0..8)
             .map(|i| tx(300 + i, Some(400 + i), Vec::new()))
             .collect();
-        let plan = plan(&block(txs), 2, Grouping::Keys, 1.0, 16, |_, _| {
+        let plan = plan(&block(txs), 2, Grouping::Keys, 1.0, 16, 0.5, |_, _| {
             Target::SelfContained
         })
         .unwrap();
@@ -1186,7 +1401,7 @@ mod tests {
             tx(5, Some(70), Vec::new()), // 5: alone
         ];
         let n = txs.len();
-        let plan = plan(&block(txs), 2, Grouping::Keys, 1.0, 16, |_, _| {
+        let plan = plan(&block(txs), 2, Grouping::Keys, 1.0, 16, 0.5, |_, _| {
             Target::SelfContained
         })
         .unwrap();
@@ -1205,7 +1420,7 @@ mod tests {
             tx(4, Some(900), transfer_call(14)), // 3
         ];
         let n = txs.len();
-        let plan = plan(&block(txs), 2, Grouping::Keys, 1.0, 16, |_, _| {
+        let plan = plan(&block(txs), 2, Grouping::Keys, 1.0, 16, 0.5, |_, _| {
             Target::SelfContained
         })
         .unwrap();
@@ -1242,6 +1457,7 @@ mod tests {
             Grouping::Keys,
             1.0,
             16,
+            0.5,
             no_code,
         )
         .unwrap();
@@ -1255,6 +1471,7 @@ mod tests {
             Grouping::Keys,
             1.0,
             16,
+            0.5,
             no_code,
         );
         let with_code = plan(
@@ -1263,14 +1480,15 @@ mod tests {
             Grouping::Keys,
             1.0,
             16,
+            0.5,
             |_, _| Target::SelfContained,
         );
         let mut sends = payments.clone();
         sends.push(tx(50, Some(7), Vec::new()));
-        let sends = plan(&block(sends), 2, Grouping::Keys, 1.0, 16, no_code);
+        let sends = plan(&block(sends), 2, Grouping::Keys, 1.0, 16, 0.5, no_code);
         let mut called = payments.clone();
         called.push(tx(9, Some(50), vec![1]));
-        let called = plan(&block(called), 2, Grouping::Keys, 1.0, 16, no_code);
+        let called = plan(&block(called), 2, Grouping::Keys, 1.0, 16, 0.5, no_code);
         for (case, planned) in [few, with_code, sends, called].into_iter().enumerate() {
             let planned = planned.unwrap();
             assert_eq!((planned.groups, planned.sinks.len()), (1, 0), "case {case}");
@@ -1278,7 +1496,7 @@ mod tests {
     }
 
     fn plan_of(txs: Vec<PreparedTx>) -> Option<Plan> {
-        plan(&block(txs), 2, Grouping::Keys, 1.0, 16, |_, _| {
+        plan(&block(txs), 2, Grouping::Keys, 1.0, 16, 0.5, |_, _| {
             Target::SelfContained
         })
     }
@@ -1307,25 +1525,51 @@ mod tests {
             tx(2, Some(3), Vec::new())
         ])
         .is_some());
-        // Its payments to accounts without code are planned, in one group.
+        // Its plain payouts are split: each is keyed by its target alone.
         let payouts = vec![
             tx(0xcb, Some(4), Vec::new()),
             tx(2, Some(3), Vec::new()),
             tx(0xcb, Some(5), Vec::new()),
         ];
-        let planned = plan(&block(payouts), 2, Grouping::Keys, 1.0, 16, |_, _| {
-            Target::Account
-        })
+        let planned = plan(
+            &block(payouts.clone()),
+            2,
+            Grouping::Keys,
+            1.0,
+            16,
+            0.5,
+            |_, _| Target::Account,
+        )
         .unwrap();
-        assert_eq!(planned.groups, 2);
+        assert_eq!((planned.groups, planned.split_payouts), (3, true));
+        // One of them with data: all are keyed by the beneficiary, one group.
+        let mut with_data = payouts;
+        with_data[2].env.data = Bytes::from(vec![1]);
+        let planned = plan(
+            &block(with_data),
+            2,
+            Grouping::Keys,
+            1.0,
+            16,
+            0.5,
+            |_, _| Target::Account,
+        )
+        .unwrap();
+        assert_eq!((planned.groups, planned.split_payouts), (2, false));
         let of = bins_of(&planned, 3);
         assert_eq!(of[0], of[2]);
         assert_ne!(of[0], of[1]);
         // Sender-only grouping ignores the shared target.
         let txs = (0..4).map(|i| tx(i, Some(77), Vec::new())).collect();
-        assert!(plan(&block(txs), 2, Grouping::SenderOnly, 1.0, 16, |_, _| {
-            Target::Reaching
-        })
+        assert!(plan(
+            &block(txs),
+            2,
+            Grouping::SenderOnly,
+            1.0,
+            16,
+            0.5,
+            |_, _| { Target::Reaching }
+        )
         .is_some());
     }
 
@@ -1347,19 +1591,22 @@ mod tests {
             }
         };
         let block = block(txs);
-        let planned = plan(&block, 2, Grouping::Keys, 1.0, 16, |_, to| reach(to)).unwrap();
+        let planned = plan(&block, 2, Grouping::Keys, 1.0, 16, 0.5, |_, to| reach(to)).unwrap();
         let of = bins_of(&planned, n);
         assert_eq!(of[0], of[1]);
         // The two router calls hold two fifths of the gas limits: a limit
         // below that ends the plan at the second one (which `reach` counts).
         assert!((planned.reaching - 0.4).abs() < 1e-9, "{planned:?}");
-        assert!(plan(&block, 2, Grouping::Keys, 0.4, 16, |_, to| reach(to)).is_some());
+        assert!(plan(&block, 2, Grouping::Keys, 0.4, 16, 0.5, |_, to| reach(to)).is_some());
         let mut asked = 0;
         let counting = |_, to| {
             asked += 1;
             reach(to)
         };
-        assert_eq!(plan(&block, 2, Grouping::Keys, 0.3, 16, counting), None);
+        assert_eq!(
+            plan(&block, 2, Grouping::Keys, 0.3, 16, 0.5, counting),
+            None
+        );
         assert_eq!(asked, 2);
     }
 
@@ -1384,5 +1631,10 @@ mod tests {
         let mut with_metadata = vec![0x00, 0xa1, 0xf1, 0xf1];
         with_metadata.extend(3u16.to_be_bytes());
         assert_eq!(classify(&with_metadata), Target::SelfContained);
+        // `COINBASE` names the beneficiary, before or after a call; inside
+        // push data it is data.
+        assert_eq!(classify(&[0x41, 0x31, 0x00]), Target::Beneficiary);
+        assert_eq!(classify(&[0x60, 0, 0xf1, 0x41]), Target::Beneficiary);
+        assert_eq!(classify(&[0x60, 0x41, 0x00]), Target::SelfContained);
     }
 }

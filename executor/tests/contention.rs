@@ -845,6 +845,86 @@ fn payments_to_a_sink_are_partitioned_until_code_looks_at_it() {
     }
 }
 
+/// The beneficiary's plain payouts are split across bins, each starting from
+/// its nonce before the payout and its balance less what the payouts before
+/// it may cost (their values and gas limits). A payout to code stays in one
+/// group; one whose code looks at the beneficiary gives the attempt up, and
+/// so does a payout whose balance check fails on that bound, though it
+/// passes in block order.
+#[test]
+fn the_beneficiarys_payouts_are_split_across_bins() {
+    let chain = ChainConfig::single_fork(1, Fork::Cancun);
+    let mut executor = ParallelExecutor::new(2).unwrap();
+    executor.cost_model = CostModel {
+        partition: Some(PartitionPolicy::always(Grouping::Keys)),
+        ..CostModel::always()
+    };
+    // Room for the bounds of a dozen payouts (50,000 gas at 10 wei each).
+    let rich = || {
+        let mut s = state();
+        s.insert_account(
+            addr(COINBASE),
+            AccountInfo::with_balance(U256::from(10_000_000u64)),
+            [],
+        );
+        s
+    };
+    let payouts: Vec<Op> = (0..8u8)
+        .map(|k| Op::CoinbasePays {
+            to: k % 4 + 1,
+            value: 1_000 + u64::from(k),
+        })
+        .chain([pay(0, 1, 10)])
+        .collect();
+    let to = |target| EOAS + coinbase_target_index(target);
+    let with = |extra: Op| [payouts.clone(), vec![extra]].concat();
+    let routed = executor
+        .cost_model
+        .route(&block(&payouts, Fork::Cancun, 10), 2, false, |_, _| {
+            pel_executor::partition::Target::Account
+        });
+    let Some(Route::Partition(plan)) = routed else {
+        panic!("{routed:?}");
+    };
+    assert!(plan.split_payouts && plan.bins.len() == 2, "{plan:?}");
+    let cases = [
+        (payouts.clone(), rich(), true),
+        (
+            with(Op::CoinbasePays {
+                to: to(COUNTER),
+                value: 1,
+            }),
+            rich(),
+            true,
+        ),
+        (
+            with(Op::CoinbasePays {
+                to: to(READER),
+                value: 1,
+            }),
+            rich(),
+            false,
+        ),
+        // 1.5M of balance: the third payout's bound does not fit.
+        ([&payouts[..3], &payouts[8..]].concat(), state(), false),
+    ];
+    for (ops, state, partitioned) in cases {
+        let block = block(&ops, Fork::Cancun, 10);
+        let sequential =
+            execute_block(state.clone(), &block, &chain, ExecOptions::default()).unwrap();
+        let (parallel, stats) = executor
+            .execute_block(state, &block, &chain, ExecOptions::default())
+            .unwrap();
+        assert_eq!(parallel, sequential, "{ops:?}");
+        assert!(sequential.receipts.iter().all(|r| r.success), "{ops:?}");
+        assert_eq!(
+            (stats.partitioned, stats.partition_abandoned),
+            (partitioned, !partitioned),
+            "{ops:?}: {stats:?}"
+        );
+    }
+}
+
 /// The generator produces what it claims: contended blocks that exercise each
 /// feature (successes, reverts, creations, self-destructs, failures).
 #[test]
