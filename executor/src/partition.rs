@@ -1148,17 +1148,22 @@ pub fn run<S: StateReader>(
     keep.push(beneficiary);
     // The plan's sinks, where their credits add up as plain balance
     // increments: from Spurious Dragon on (before it, a payment of nothing
-    // brings an account into existence), not handed over as they are, and
-    // far from overflowing. A sink left out is an account several bins
-    // change: the conflict check then gives the attempt up.
+    // brings an account into existence), not handed over as they are, not
+    // precompiles (a payment to one runs it), and far from overflowing. A
+    // sink left out is an account several bins change: the conflict check
+    // then gives the attempt up.
     let sinks: Vec<Address> = if spec >= SpecId::SPURIOUS_DRAGON {
         let base = pre.base();
+        let precompiles = revm::precompile::Precompiles::new(
+            revm::precompile::PrecompileSpecId::from_spec_id(spec),
+        );
         job.plan
             .sinks
             .iter()
             .copied()
             .filter(|sink| {
                 !keep.contains(sink)
+                    && !precompiles.contains(sink)
                     && base.account(sink).is_ok_and(|info| {
                         info.is_none_or(|i| i.has_no_code() && i.balance < MAX_SINK_BALANCE)
                     })

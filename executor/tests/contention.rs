@@ -843,6 +843,27 @@ fn payments_to_a_sink_are_partitioned_until_code_looks_at_it() {
             );
         }
     }
+    // A precompile paid often is no sink (a payment to it runs it): its
+    // payers' bins both change it, and the attempt is given up.
+    let mut block = block(
+        &(1..9u8)
+            .map(|k| pay(1 + k % 4, 0, 1_000))
+            .collect::<Vec<_>>(),
+        Fork::Cancun,
+        10,
+    );
+    for tx in &mut block.transactions {
+        tx.env.kind = TxKind::Call(Address::with_last_byte(4));
+    }
+    let (parallel, stats) = executor
+        .execute_block(state(), &block, &chain, ExecOptions::default())
+        .unwrap();
+    assert_eq!(parallel, run_sequential(&block, &chain).unwrap());
+    assert_eq!(
+        (stats.partitioned, stats.partition_abandoned),
+        (false, true),
+        "{stats:?}"
+    );
 }
 
 /// The beneficiary's plain payouts are split across bins, each starting from
