@@ -127,10 +127,10 @@ pub struct Plan {
     /// payments are not keyed by them, so the payers' groups stay apart, and
     /// each bin hands over what it credited them (see [`run`]).
     pub sinks: Vec<Address>,
-    /// Every transaction the beneficiary sends is a plain payout (see
-    /// [`payouts_split`]): they are not keyed by it, so they spread across
-    /// the bins, each starting from the beneficiary's predicted nonce and
-    /// balance.
+    /// The block is a pool's payout block (see [`payouts_split`]) and no
+    /// call names the beneficiary: its payouts to accounts without code are
+    /// not keyed by it, so they spread across the bins, each starting from
+    /// the beneficiary's nonce and a bounded balance ([`Payouts`]).
     pub split_payouts: bool,
 }
 
@@ -604,8 +604,8 @@ const MAX_SINK_BALANCE: U256 = U256::from_limbs([0, 0, 0, 1 << 63]);
 const MAX_SINKS: usize = 4;
 
 /// The targets of `plain` transfers that are paid often, have no key of
-/// their own in `table` (they send nothing and are called with no data, no
-/// ERC-20 call names them as the token) and have no code.
+/// their own in `table` (they send nothing, and no other call is keyed by
+/// them) and have no code.
 fn find_sinks(
     plain: &[(u32, Address)],
     table: &[(u64, u32)],
