@@ -164,10 +164,13 @@ pub struct PartitionPolicy {
     /// a sink ([`partition::Plan::sinks`]): fewer join few groups, and each
     /// sink costs every bin a look-up per account load.
     pub min_sink_credits: u32,
-    /// The least share of the block's gas limits the beneficiary's plain
-    /// payouts must hold to be split across bins
-    /// ([`partition::Plan::split_payouts`]).
-    pub min_payout_share: f64,
+    /// The least share of the block's gas limits that the plain payments
+    /// from or to one hot account must hold for the plan to split them
+    /// across bins: the beneficiary's payouts
+    /// ([`partition::Plan::split_payouts`]), the deposits to a sink
+    /// ([`partition::Plan::sinks`]). Below it, their group cannot cap the
+    /// plan, and splitting costs more than it gives.
+    pub min_split_share: f64,
     /// How transactions are grouped.
     pub grouping: Grouping,
     /// Run a block sequentially when its transactions all fall into one
@@ -188,7 +191,7 @@ impl Default for PartitionPolicy {
             max_reaching: 0.1,
             max_reaching_alone: 0.5,
             min_sink_credits: 16,
-            min_payout_share: 0.5,
+            min_split_share: 0.5,
             grouping: Grouping::Keys,
             one_group_sequential: true,
         }
@@ -205,7 +208,7 @@ impl PartitionPolicy {
             max_reaching: 1.0,
             max_reaching_alone: 1.0,
             min_sink_credits: 2,
-            min_payout_share: 0.0,
+            min_split_share: 0.0,
             grouping,
             one_group_sequential: false,
         }
@@ -284,7 +287,7 @@ impl CostModel {
             policy.grouping,
             max_reaching,
             policy.min_sink_credits,
-            policy.min_payout_share,
+            policy.min_split_share,
             target,
         )?;
         if policy.one_group_sequential && plan.groups == 1 && plan.reaching == 0.0 {

@@ -318,7 +318,7 @@ pub fn plan(
     grouping: Grouping,
     max_reaching: f64,
     min_sink_credits: u32,
-    min_payout_share: f64,
+    min_split_share: f64,
     mut target: impl FnMut(TxIdx, Address) -> Target,
 ) -> Option<Plan> {
     let n = block.transactions.len();
@@ -340,7 +340,7 @@ pub fn plan(
     let total = block.gas_limits();
     // Split when no call names the beneficiary (decided after the loop,
     // which keys the payouts by their sender only then).
-    let may_split = grouping == Grouping::Keys && payouts_split(block, total, min_payout_share);
+    let may_split = grouping == Grouping::Keys && payouts_split(block, total, min_split_share);
     let mut names_beneficiary = false;
     let mut payouts: Vec<(u32, Address)> = Vec::new();
     let mut reaching = None;
@@ -409,7 +409,8 @@ pub fn plan(
         }
     }
     let sinks = if grouping == Grouping::Keys {
-        find_sinks(&plain, &table, min_sink_credits.max(1), &mut target)
+        let min = (min_sink_credits.max(1), min_split_share);
+        find_sinks(block, &plain, &table, min, &mut target)
     } else {
         Vec::new()
     };
@@ -603,13 +604,15 @@ const MAX_SINK_BALANCE: U256 = U256::from_limbs([0, 0, 0, 1 << 63]);
 /// At most this many sinks a block, those paid most often.
 const MAX_SINKS: usize = 4;
 
-/// The targets of `plain` transfers that are paid often, have no key of
-/// their own in `table` (they send nothing, and no other call is keyed by
-/// them) and have no code.
+/// The targets of `plain` transfers of `block` that are paid often (at
+/// least `min_credits` times, with at least `min_share` of the block's gas
+/// limits), have no key of their own in `table` (they send nothing, and no
+/// other call is keyed by them) and have no code.
 fn find_sinks(
+    block: &BlockInput,
     plain: &[(u32, Address)],
     table: &[(u64, u32)],
-    min_credits: u32,
+    (min_credits, min_share): (u32, f64),
     target: &mut impl FnMut(TxIdx, Address) -> Target,
 ) -> Vec<Address> {
     if plain.len() < min_credits as usize {
@@ -620,28 +623,36 @@ fn find_sinks(
     // all the same).
     let slots = plain.len().saturating_mul(2).next_power_of_two();
     let mask = slots - 1;
-    let mut counts: Vec<(u64, u32, u32)> = vec![(0, 0, 0); slots];
-    for (n, &(_, to)) in plain.iter().enumerate() {
+    // Per target: its hash, payments, first payment and their gas limits.
+    let mut counts: Vec<(u64, u32, u32, u64)> = vec![(0, 0, 0, 0); slots];
+    for (n, &(i, to)) in plain.iter().enumerate() {
+        let gas = block
+            .transactions
+            .get(i as usize)
+            .map_or(0, |tx| tx.env.gas_limit);
         let hash = Key::Account(to).hash().max(1);
         let mut at = hash as usize & mask;
         loop {
             match counts[at] {
                 (0, ..) => {
-                    counts[at] = (hash, 1, n as u32);
+                    counts[at] = (hash, 1, n as u32, gas);
                     break;
                 }
-                (h, count, first) if h == hash => {
-                    counts[at] = (h, count + 1, first);
+                (h, count, first, sum) if h == hash => {
+                    counts[at] = (h, count + 1, first, sum.saturating_add(gas));
                     break;
                 }
                 _ => at = (at + 1) & mask,
             }
         }
     }
+    let total = block.gas_limits();
     let mut candidates: Vec<(u32, u32)> = counts
         .into_iter()
-        .filter(|&(h, count, _)| h != 0 && count >= min_credits)
-        .map(|(_, count, first)| (count, first))
+        .filter(|&(h, count, _, gas)| {
+            h != 0 && count >= min_credits && share(gas, total) >= min_share
+        })
+        .map(|(_, count, first, _)| (count, first))
         .collect();
     candidates.sort_unstable_by_key(|&(count, _)| std::cmp::Reverse(count));
     let mut sinks = Vec::new();
@@ -1494,6 +1505,16 @@ mod tests {
         let mut called = payments.clone();
         called.push(tx(9, Some(50), vec![1]));
         let called = plan(&block(called), 2, Grouping::Keys, 1.0, 16, 0.5, no_code);
+        // Paid often, but with a small share of the block's gas: its group
+        // cannot cap the plan, and it stays keyed.
+        let mut diluted = payments.clone();
+        diluted.extend((0..4).map(|i| {
+            let mut t = tx(200 + i, Some(300 + i), vec![1]);
+            t.env.gas_limit = 1_000_000;
+            t
+        }));
+        let diluted = plan(&block(diluted), 2, Grouping::Keys, 1.0, 16, 0.5, no_code).unwrap();
+        assert_eq!(diluted.sinks.len(), 0);
         for (case, planned) in [few, with_code, sends, called].into_iter().enumerate() {
             let planned = planned.unwrap();
             assert_eq!((planned.groups, planned.sinks.len()), (1, 0), "case {case}");
