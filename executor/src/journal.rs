@@ -65,7 +65,7 @@ impl<DB> PelJournal<DB> {
 
     #[inline]
     fn note(&mut self, address: Address) {
-        if !self.watched.is_empty() && self.watched.contains(&address) {
+        if self.watched.contains(&address) {
             self.seen = true;
         }
     }

@@ -77,7 +77,7 @@ use crate::{
     scheduler::TxIdx,
     sequential::{self, check_block_limits, finish_block, make_receipt, ExecOptions},
     system,
-    vm::DeferredFeeHandler,
+    vm::{lazy_holds, DeferredFeeHandler, MAX_LAZY_CREDIT},
     ChainConfig, CodeCache,
 };
 use alloy_primitives::{Address, U256};
@@ -484,7 +484,7 @@ fn payouts_split(block: &BlockInput, total: u64, min_share: f64) -> bool {
             && env.access_list.is_empty()
             && env.blob_hashes.is_empty()
             && env.authorization_list.is_empty()
-            && env.value < U256::from_limbs([0, 0, 1, 0]);
+            && env.value < MAX_LAZY_CREDIT;
         if !plain {
             return false;
         }
@@ -592,14 +592,12 @@ fn has_key(table: &[(u64, u32)], key: Key) -> bool {
 }
 
 /// A plain transfer (a call without data) whose target may be a sink: it
-/// carries value, below 2^128, so that no block's worth of them can
-/// overflow a balance below 2^255 ([`MAX_SINK_BALANCE`]).
+/// carries value, below [`MAX_LAZY_CREDIT`], so that no block's worth of
+/// them can overflow a sink's balance (which [`run`] checks as Block-STM's
+/// lazy credits do).
 fn is_credit(env: &revm::context::TxEnv) -> bool {
-    !env.value.is_zero() && env.value < U256::from_limbs([0, 0, 1, 0])
+    !env.value.is_zero() && env.value < MAX_LAZY_CREDIT
 }
-
-/// A sink's balance before the block stays below this (checked in [`run`]).
-const MAX_SINK_BALANCE: U256 = U256::from_limbs([0, 0, 0, 1 << 63]);
 
 /// At most this many sinks a block, those paid most often.
 const MAX_SINKS: usize = 4;
@@ -917,8 +915,8 @@ struct Checked {
     kept: Vec<CachedState>,
     /// What the bins changed in the other accounts.
     diff: BTreeMap<Address, AccountDiff>,
-    /// What each bin credited each sink.
-    gains: Vec<Vec<U256>>,
+    /// What the bins credited each sink, in all.
+    credits: Vec<U256>,
     /// When the beneficiary's payouts were split: its nonce after them, and
     /// what they cost it.
     payouts: Option<(u64, U256)>,
@@ -1069,11 +1067,13 @@ fn run_bins<S: StateReader>(
     let mut kept = Vec::with_capacity(runs.len());
     let mut states = Vec::with_capacity(runs.len());
     let mut work_ns = 0;
-    let mut gains = Vec::with_capacity(runs.len());
+    let mut credits = vec![U256::ZERO; sinks.len()];
     let mut payout_cost = U256::ZERO;
     for mut run in runs {
         work_ns += run.time_ns;
-        gains.push(run.gains);
+        for (credit, gain) in credits.iter_mut().zip(&run.gains) {
+            *credit = credit.saturating_add(*gain);
+        }
         payout_cost = payout_cost.saturating_add(run.payout_cost);
         receipts_of.push(run.receipts);
         diffs.push(run.diff);
@@ -1106,7 +1106,7 @@ fn run_bins<S: StateReader>(
     Ok(Checked {
         kept,
         diff,
-        gains,
+        credits,
         payouts: payouts.map(|p| (p.base.nonce.saturating_add(p.count), payout_cost)),
         receipts,
         work_ns,
@@ -1175,9 +1175,7 @@ pub fn run<S: StateReader>(
             .filter(|sink| {
                 !keep.contains(sink)
                     && !precompiles.contains(sink)
-                    && base.account(sink).is_ok_and(|info| {
-                        info.is_none_or(|i| i.has_no_code() && i.balance < MAX_SINK_BALANCE)
-                    })
+                    && base.account(sink).is_ok_and(lazy_holds)
             })
             .collect()
     } else {
@@ -1212,15 +1210,11 @@ pub fn run<S: StateReader>(
     }
     pre.increment_balance_each(beneficiary, &fees, spec)
         .map_err(state_error)?;
-    for (k, sink) in sinks.iter().enumerate() {
-        let credited: Vec<U256> = checked
-            .gains
-            .iter()
-            .filter_map(|gains| gains.get(k).copied())
-            .filter(|gain| !gain.is_zero())
-            .collect();
-        pre.increment_balance_each(*sink, &credited, spec)
-            .map_err(state_error)?;
+    for (sink, credit) in sinks.iter().zip(&checked.credits) {
+        if !credit.is_zero() {
+            pre.increment_balance(*sink, *credit, spec)
+                .map_err(state_error)?;
+        }
     }
     let (state, requests) = finish_block(evm, block, chain, spec, options, &receipts)?;
     // Whatever the post-block steps touched must not be something a bin
@@ -1397,10 +1391,7 @@ mod tests {
         let txs = (0..8)
             .map(|i| tx(300 + i, Some(400 + i), Vec::new()))
             .collect();
-        let plan = plan(&block(txs), 2, Grouping::Keys, 1.0, 16, 0.5, |_, _| {
-            Target::SelfContained
-        })
-        .unwrap();
+        let plan = plan_keys(txs, |_, _| Target::SelfContained).unwrap();
         assert_eq!(plan.bins.len(), 2);
         assert_eq!(plan.bins[0].len(), 4);
         assert!((plan.predicted - 2.0).abs() < 1e-9);
@@ -1417,10 +1408,7 @@ mod tests {
             tx(5, Some(70), Vec::new()), // 5: alone
         ];
         let n = txs.len();
-        let plan = plan(&block(txs), 2, Grouping::Keys, 1.0, 16, 0.5, |_, _| {
-            Target::SelfContained
-        })
-        .unwrap();
+        let plan = plan_keys(txs, |_, _| Target::SelfContained).unwrap();
         let of = bins_of(&plan, n);
         assert_eq!(of[0], of[1]);
         assert_eq!(of[0], of[4]);
@@ -1436,10 +1424,7 @@ mod tests {
             tx(4, Some(900), transfer_call(14)), // 3
         ];
         let n = txs.len();
-        let plan = plan(&block(txs), 2, Grouping::Keys, 1.0, 16, 0.5, |_, _| {
-            Target::SelfContained
-        })
-        .unwrap();
+        let plan = plan_keys(txs, |_, _| Target::SelfContained).unwrap();
         let of = bins_of(&plan, n);
         assert_eq!(of[0], of[2]);
         assert!(plan.predicted > 1.0);
@@ -1467,44 +1452,19 @@ mod tests {
             }
         };
         let payments: Vec<PreparedTx> = (0..16).map(|i| pay(100 + i, 50)).collect();
-        let planned = plan(
-            &block(payments.clone()),
-            2,
-            Grouping::Keys,
-            1.0,
-            16,
-            0.5,
-            no_code,
-        )
-        .unwrap();
+        let planned = plan_keys(payments.clone(), no_code).unwrap();
         assert_eq!(planned.sinks, vec![sink]);
         assert_eq!((planned.groups, planned.bins.len()), (16, 2));
         // Paid once too few, with code, sending, or called with data: keyed
         // by it, one group.
-        let few = plan(
-            &block(payments[1..].to_vec()),
-            2,
-            Grouping::Keys,
-            1.0,
-            16,
-            0.5,
-            no_code,
-        );
-        let with_code = plan(
-            &block(payments.clone()),
-            2,
-            Grouping::Keys,
-            1.0,
-            16,
-            0.5,
-            |_, _| Target::SelfContained,
-        );
+        let few = plan_keys(payments[1..].to_vec(), no_code);
+        let with_code = plan_keys(payments.clone(), |_, _| Target::SelfContained);
         let mut sends = payments.clone();
         sends.push(tx(50, Some(7), Vec::new()));
-        let sends = plan(&block(sends), 2, Grouping::Keys, 1.0, 16, 0.5, no_code);
+        let sends = plan_keys(sends, no_code);
         let mut called = payments.clone();
         called.push(tx(9, Some(50), vec![1]));
-        let called = plan(&block(called), 2, Grouping::Keys, 1.0, 16, 0.5, no_code);
+        let called = plan_keys(called, no_code);
         // Paid often, but with a small share of the block's gas: its group
         // cannot cap the plan, and it stays keyed.
         let mut diluted = payments.clone();
@@ -1513,7 +1473,7 @@ mod tests {
             t.env.gas_limit = 1_000_000;
             t
         }));
-        let diluted = plan(&block(diluted), 2, Grouping::Keys, 1.0, 16, 0.5, no_code).unwrap();
+        let diluted = plan_keys(diluted, no_code).unwrap();
         assert_eq!(diluted.sinks.len(), 0);
         for (case, planned) in [few, with_code, sends, called].into_iter().enumerate() {
             let planned = planned.unwrap();
@@ -1521,10 +1481,16 @@ mod tests {
         }
     }
 
+    /// The plan of `txs` on two bins, by keys, with the default limits.
+    fn plan_keys(
+        txs: Vec<PreparedTx>,
+        target: impl FnMut(TxIdx, Address) -> Target,
+    ) -> Option<Plan> {
+        plan(&block(txs), 2, Grouping::Keys, 1.0, 16, 0.5, target)
+    }
+
     fn plan_of(txs: Vec<PreparedTx>) -> Option<Plan> {
-        plan(&block(txs), 2, Grouping::Keys, 1.0, 16, 0.5, |_, _| {
-            Target::SelfContained
-        })
+        plan_keys(txs, |_, _| Target::SelfContained)
     }
 
     #[test]
@@ -1557,30 +1523,12 @@ mod tests {
             tx(2, Some(3), Vec::new()),
             tx(0xcb, Some(5), Vec::new()),
         ];
-        let planned = plan(
-            &block(payouts.clone()),
-            2,
-            Grouping::Keys,
-            1.0,
-            16,
-            0.5,
-            |_, _| Target::Account,
-        )
-        .unwrap();
+        let planned = plan_keys(payouts.clone(), |_, _| Target::Account).unwrap();
         assert_eq!((planned.groups, planned.split_payouts), (3, true));
         // One of them with data: all are keyed by the beneficiary, one group.
         let mut with_data = payouts;
         with_data[2].env.data = Bytes::from(vec![1]);
-        let planned = plan(
-            &block(with_data),
-            2,
-            Grouping::Keys,
-            1.0,
-            16,
-            0.5,
-            |_, _| Target::Account,
-        )
-        .unwrap();
+        let planned = plan_keys(with_data, |_, _| Target::Account).unwrap();
         assert_eq!((planned.groups, planned.split_payouts), (2, false));
         let of = bins_of(&planned, 3);
         assert_eq!(of[0], of[2]);

@@ -300,14 +300,15 @@ fn lazy_credit<S>(env: &TxEnv, shared: &Shared<'_, S>) -> Option<LazyCredit> {
 }
 
 /// Lazy credits are below this, so that a block's worth of them cannot
-/// overflow a balance below [`MAX_LAZY_BALANCE`].
-const MAX_LAZY_CREDIT: U256 = U256::from_limbs([0, 0, 1, 0]);
+/// overflow a balance below [`MAX_LAZY_BALANCE`] (the partitioned path's
+/// sink credits and payouts follow the same bound).
+pub(crate) const MAX_LAZY_CREDIT: U256 = U256::from_limbs([0, 0, 1, 0]);
 /// A lazily credited account's full record holds less than this.
 const MAX_LAZY_BALANCE: U256 = U256::from_limbs([0, 0, 0, 1 << 63]);
 
 /// Whether an account, read past credits, may be credited lazily: no code,
-/// and a balance far from overflowing.
-fn lazy_holds(info: Option<AccountInfo>) -> bool {
+/// and a balance far from overflowing (also what a partitioned sink needs).
+pub(crate) fn lazy_holds(info: Option<AccountInfo>) -> bool {
     info.is_none_or(|i| i.has_no_code() && i.balance < MAX_LAZY_BALANCE)
 }
 
