@@ -771,32 +771,54 @@ fn the_partitioned_path_runs_or_gives_up_with_the_same_result() {
     }
 }
 
+/// A two-worker executor that tries the partitioned path on every block.
+fn always_partitioning() -> ParallelExecutor {
+    let mut executor = ParallelExecutor::new(2).unwrap();
+    executor.cost_model = CostModel {
+        partition: Some(PartitionPolicy::always(Grouping::Keys)),
+        ..CostModel::always()
+    };
+    executor
+}
+
+/// Runs `block` on `state` with `executor`, checks that it equals the
+/// sequential result and that the partitioned path ran (or, with
+/// `partitioned` false, gave up); returns the result.
+fn check_partitioned(
+    executor: &ParallelExecutor,
+    state: InMemoryState,
+    block: &BlockInput,
+    chain: &ChainConfig,
+    partitioned: bool,
+    case: &dyn std::fmt::Debug,
+) -> BlockOutput {
+    let sequential = execute_block(state.clone(), block, chain, ExecOptions::default()).unwrap();
+    let (parallel, stats) = executor
+        .execute_block(state, block, chain, ExecOptions::default())
+        .unwrap();
+    assert_eq!(parallel, sequential, "{case:?}");
+    assert_eq!(
+        (stats.partitioned, stats.partition_abandoned),
+        (partitioned, !partitioned),
+        "{case:?}: {stats:?}"
+    );
+    parallel
+}
+
 /// A payment by the beneficiary to an account with code is partitioned, and
 /// given up when the code looks at the beneficiary (reads its balance, which
 /// depends on the fees before it, or self-destructs to it).
 #[test]
 fn the_beneficiary_paying_a_contract_is_partitioned_until_the_code_looks_at_it() {
     let chain = ChainConfig::single_fork(1, Fork::Cancun);
-    let mut executor = ParallelExecutor::new(2).unwrap();
-    executor.cost_model = CostModel {
-        partition: Some(PartitionPolicy::always(Grouping::Keys)),
-        ..CostModel::always()
-    };
+    let executor = always_partitioning();
     // Targets as `Op::CoinbasePays` numbers them past the EOAs.
     for (to, looks) in [(COUNTER, false), (READER, true), (DESTRUCTOR, true)] {
         let to = EOAS + coinbase_target_index(to);
         // Not from EOA 0, whose balance the reader reads too.
         let ops = vec![pay(2, 3, 10), Op::CoinbasePays { to, value: 1 }];
         let block = block(&ops, Fork::Cancun, 10);
-        let (parallel, stats) = executor
-            .execute_block(state(), &block, &chain, ExecOptions::default())
-            .unwrap();
-        assert_eq!(parallel, run_sequential(&block, &chain).unwrap(), "{to}");
-        assert_eq!(
-            (stats.partitioned, stats.partition_abandoned),
-            (!looks, looks),
-            "{to}: {stats:?}"
-        );
+        check_partitioned(&executor, state(), &block, &chain, !looks, &to);
     }
 }
 
@@ -808,11 +830,7 @@ fn the_beneficiary_paying_a_contract_is_partitioned_until_the_code_looks_at_it()
 #[test]
 fn payments_to_a_sink_are_partitioned_until_code_looks_at_it() {
     let chain = ChainConfig::single_fork(1, Fork::Cancun);
-    let mut executor = ParallelExecutor::new(2).unwrap();
-    executor.cost_model = CostModel {
-        partition: Some(PartitionPolicy::always(Grouping::Keys)),
-        ..CostModel::always()
-    };
+    let executor = always_partitioning();
     // EOA 0, and 0xf1 (past the EOAs and the beneficiary).
     for to in [0, EOAS + 1] {
         let payments: Vec<Op> = (1..9u8)
@@ -832,15 +850,7 @@ fn payments_to_a_sink_are_partitioned_until_code_looks_at_it() {
         assert_eq!((plan.bins.len(), plan.sinks.len()), (2, 1), "{to}");
         for (ops, partitioned) in [(payments, true), (looked, false), (sends, true)] {
             let block = block(&ops, Fork::Cancun, 10);
-            let (parallel, stats) = executor
-                .execute_block(state(), &block, &chain, ExecOptions::default())
-                .unwrap();
-            assert_eq!(parallel, run_sequential(&block, &chain).unwrap(), "{ops:?}");
-            assert_eq!(
-                (stats.partitioned, stats.partition_abandoned),
-                (partitioned, !partitioned),
-                "{ops:?}: {stats:?}"
-            );
+            check_partitioned(&executor, state(), &block, &chain, partitioned, &ops);
         }
     }
     // A precompile paid often is no sink (a payment to it runs it): its
@@ -855,15 +865,7 @@ fn payments_to_a_sink_are_partitioned_until_code_looks_at_it() {
     for tx in &mut block.transactions {
         tx.env.kind = TxKind::Call(Address::with_last_byte(4));
     }
-    let (parallel, stats) = executor
-        .execute_block(state(), &block, &chain, ExecOptions::default())
-        .unwrap();
-    assert_eq!(parallel, run_sequential(&block, &chain).unwrap());
-    assert_eq!(
-        (stats.partitioned, stats.partition_abandoned),
-        (false, true),
-        "{stats:?}"
-    );
+    check_partitioned(&executor, state(), &block, &chain, false, &"a precompile");
 }
 
 /// The beneficiary's plain payouts are split across bins, each starting from
@@ -875,11 +877,7 @@ fn payments_to_a_sink_are_partitioned_until_code_looks_at_it() {
 #[test]
 fn the_beneficiarys_payouts_are_split_across_bins() {
     let chain = ChainConfig::single_fork(1, Fork::Cancun);
-    let mut executor = ParallelExecutor::new(2).unwrap();
-    executor.cost_model = CostModel {
-        partition: Some(PartitionPolicy::always(Grouping::Keys)),
-        ..CostModel::always()
-    };
+    let executor = always_partitioning();
     // Room for the bounds of a dozen payouts (50,000 gas at 10 wei each).
     let rich = || {
         let mut s = state();
@@ -931,18 +929,8 @@ fn the_beneficiarys_payouts_are_split_across_bins() {
     ];
     for (ops, state, partitioned) in cases {
         let block = block(&ops, Fork::Cancun, 10);
-        let sequential =
-            execute_block(state.clone(), &block, &chain, ExecOptions::default()).unwrap();
-        let (parallel, stats) = executor
-            .execute_block(state, &block, &chain, ExecOptions::default())
-            .unwrap();
-        assert_eq!(parallel, sequential, "{ops:?}");
-        assert!(sequential.receipts.iter().all(|r| r.success), "{ops:?}");
-        assert_eq!(
-            (stats.partitioned, stats.partition_abandoned),
-            (partitioned, !partitioned),
-            "{ops:?}: {stats:?}"
-        );
+        let out = check_partitioned(&executor, state, &block, &chain, partitioned, &ops);
+        assert!(out.receipts.iter().all(|r| r.success), "{ops:?}");
     }
 }
 
