@@ -507,6 +507,19 @@ impl<S: StateReader> BlockState<S> {
     ) -> Result<(), DbError> {
         let address = change.address;
         let cached = self.cached_known(address, known(&address))?;
+        let mut info = change.info;
+        if let Some(shift) = change.shift {
+            // Only the balance moved, relative to what the account holds now.
+            let held = cached
+                .info
+                .ok_or(DbError::Inconsistent("balance shift of a missing account"))?;
+            info = AccountInfo {
+                balance: shift
+                    .apply(held.balance)
+                    .ok_or(DbError::Inconsistent("balance shift out of range"))?,
+                ..held
+            };
+        }
         let mut wrote = |location| {
             if let Some(written) = written.as_deref_mut() {
                 written.push(location);
@@ -536,7 +549,7 @@ impl<S: StateReader> BlockState<S> {
                 wrote(Written::Account(address));
             }
             ChangeKind::Updated => {
-                if cached.info != Some(change.info) {
+                if cached.info != Some(info) {
                     wrote(Written::Account(address));
                 }
             }
@@ -545,7 +558,6 @@ impl<S: StateReader> BlockState<S> {
             wrote(Written::Slot(address, *slot));
         }
         let old_code_hash = cached.info.map(|i| i.code_hash);
-        let info = change.info;
         cached.info = Some(info);
         if cached.storage.is_empty() {
             // Sized once: an account first cached here (the parallel
@@ -779,6 +791,7 @@ mod tests {
                     ChangeKind::Updated
                 },
                 info: AccountInfo::with_balance(U256::from(i)),
+                shift: None,
                 code: None,
                 storage: vec![(U256::from(1), U256::from(i + 1), U256::from(i % 5))],
             });

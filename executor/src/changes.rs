@@ -24,6 +24,43 @@ pub enum ChangeKind {
     Updated,
 }
 
+/// A balance change relative to what the account holds when the change is
+/// applied: the parallel executor's record of a contract whose transaction
+/// moved its balance without looking at it ([`crate::vm`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BalanceShift {
+    /// Raised by this much.
+    Up(U256),
+    /// Lowered by this much.
+    Down(U256),
+}
+
+impl BalanceShift {
+    /// The shift from `before` to `after`.
+    pub fn between(before: U256, after: U256) -> Self {
+        if after >= before {
+            Self::Up(after - before)
+        } else {
+            Self::Down(before - after)
+        }
+    }
+
+    /// The amount moved.
+    pub fn amount(self) -> U256 {
+        match self {
+            Self::Up(a) | Self::Down(a) => a,
+        }
+    }
+
+    /// `balance` shifted; `None` on overflow or below zero.
+    pub fn apply(self, balance: U256) -> Option<U256> {
+        match self {
+            Self::Up(a) => balance.checked_add(a),
+            Self::Down(a) => balance.checked_sub(a),
+        }
+    }
+}
+
 /// One touched account's change.
 #[derive(Clone, Debug)]
 pub struct AccountChange {
@@ -33,6 +70,9 @@ pub struct AccountChange {
     pub kind: ChangeKind,
     /// Its info after the transaction.
     pub info: AccountInfo,
+    /// When set, `info.balance` is not final: the change applies this shift
+    /// to the balance the account holds then (`None`: `info` is final).
+    pub shift: Option<BalanceShift>,
     /// Its code, for accounts with code (to publish newly deployed code).
     pub code: Option<Bytecode>,
     /// (slot, value before the transaction, value after): every slot of a
@@ -89,6 +129,7 @@ impl TxChanges {
                 address,
                 kind,
                 info,
+                shift: None,
                 code,
                 storage,
             });

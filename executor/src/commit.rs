@@ -157,11 +157,13 @@ impl<'a, S: StateReader> Committer<'a, S> {
         let beneficiary = block.header.beneficiary;
         // A base read of the beneficiary includes deferred fees: not a base value.
         // A lazily credited target read past deltas from the base saw the
-        // block-start record too, as did a debited sender read from the base.
+        // block-start record too, as did a debited sender or a shifted
+        // account read from the base.
         let base_read = |read: &ReadRecord| match read {
             ReadRecord::Account(a, seen, None)
             | ReadRecord::Credited(a, seen, None)
             | ReadRecord::Debited(a, seen, None)
+            | ReadRecord::Shifted(a, seen, _, None)
                 if *a != beneficiary =>
             {
                 Some((*a, seen.info))

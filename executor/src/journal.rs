@@ -15,6 +15,19 @@
 //! loads, which are not watched. The partitioned executor watches the block
 //! beneficiary while one of its own payments runs, and the accounts it
 //! credits across bins (its *sinks*) while any other transaction runs.
+//!
+//! It can also *track balances* (the Block-STM executor's workers do): it
+//! then notes, per account, how the transaction used its balance
+//! ([`BalanceUse`]). A balance is *looked at* when code reads it (`BALANCE`,
+//! `SELFBALANCE`, and `EXTCODEHASH`: every load without code), when the
+//! handler loads the account to change it outside a transfer (the sender,
+//! a creation's caller, EIP-7702 authorities), when it self-destructs or is
+//! paid by a self-destruct, and when a transfer from it fails. Otherwise it
+//! only moved through transfers, each from it checked against its balance
+//! then: the lowest balance such a transfer left is noted, and what it
+//! received. For an account with code (never empty, so no gas cost or
+//! EIP-161 rule sees its balance), the transaction then runs the same from
+//! any starting balance that keeps every such transfer covered.
 
 use revm::bytecode::Bytecode;
 use revm::context::journal::Journal;
@@ -37,6 +50,20 @@ pub trait StorageProbe {
     fn has_storage(&mut self, address: Address) -> bool;
 }
 
+/// How one transaction used an account's balance (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BalanceUse {
+    /// The account.
+    pub address: Address,
+    /// Its balance was looked at: what ran depends on its exact value.
+    pub looked_at: bool,
+    /// The lowest balance a successful transfer out of it left (`None`:
+    /// nothing was sent from it).
+    pub lowest_left: Option<U256>,
+    /// What it received through transfers, in all (saturating).
+    pub received: U256,
+}
+
 /// revm's [`Journal`] with the EIP-7610 creation-collision rule.
 #[derive(Debug)]
 pub struct PelJournal<DB> {
@@ -47,6 +74,11 @@ pub struct PelJournal<DB> {
     /// Whether the running code looked at a watched account since
     /// [`PelJournal::watch`].
     seen: bool,
+    /// Whether balances are tracked.
+    tracking: bool,
+    /// The tracked balance uses since [`PelJournal::clear_balance_uses`] (a
+    /// handful per transaction: looked up one by one).
+    uses: Vec<BalanceUse>,
 }
 
 impl<DB> PelJournal<DB> {
@@ -69,6 +101,87 @@ impl<DB> PelJournal<DB> {
             self.seen = true;
         }
     }
+
+    /// Tracks balance uses from now on (see the module docs).
+    pub fn track_balances(&mut self) {
+        self.tracking = true;
+    }
+
+    /// Forgets the balance uses noted so far (at a transaction's start).
+    pub fn clear_balance_uses(&mut self) {
+        self.uses.clear();
+    }
+
+    /// The balance uses noted since [`Self::clear_balance_uses`].
+    pub fn balance_uses(&self) -> &[BalanceUse] {
+        &self.uses
+    }
+
+    /// The database, beside the balance uses noted.
+    pub fn database_and_uses(&mut self) -> (&mut DB, &[BalanceUse]) {
+        (&mut self.inner.database, &self.uses)
+    }
+
+    fn balance_use(&mut self, address: Address) -> &mut BalanceUse {
+        let i = match self.uses.iter().position(|u| u.address == address) {
+            Some(i) => i,
+            None => {
+                self.uses.push(BalanceUse {
+                    address,
+                    looked_at: false,
+                    lowest_left: None,
+                    received: U256::ZERO,
+                });
+                self.uses.len() - 1
+            }
+        };
+        &mut self.uses[i]
+    }
+
+    #[inline]
+    fn looked_at(&mut self, address: Address) {
+        if self.tracking {
+            self.balance_use(address).looked_at = true;
+        }
+    }
+}
+
+impl<DB: Database> PelJournal<DB> {
+    /// Notes a transfer of `value` from `from` to `to` that revm just made
+    /// (`failed`: it did not, for lack of funds or an overflow).
+    fn transferred(&mut self, from: Address, to: Address, value: U256, failed: bool) {
+        if !self.tracking || value.is_zero() {
+            // A transfer of nothing checks nothing a transfer before it did
+            // not (a balance never goes below the lowest one noted).
+            return;
+        }
+        if failed {
+            self.looked_at(from);
+            self.looked_at(to);
+            return;
+        }
+        let left = self
+            .inner
+            .db_and_state()
+            .1
+            .get(&from)
+            .map(|a| a.info.balance);
+        // A transfer to itself only checked that the balance covered it.
+        let left = if from == to {
+            left.map(|b| b.saturating_sub(value))
+        } else {
+            left
+        };
+        let from_use = self.balance_use(from);
+        match left {
+            Some(left) => {
+                from_use.lowest_left = Some(from_use.lowest_left.map_or(left, |l| l.min(left)))
+            }
+            None => from_use.looked_at = true,
+        }
+        let to_use = self.balance_use(to);
+        to_use.received = to_use.received.saturating_add(value);
+    }
 }
 
 impl<DB: Database + StorageProbe> JournalTr for PelJournal<DB> {
@@ -84,6 +197,8 @@ impl<DB: Database + StorageProbe> JournalTr for PelJournal<DB> {
             inner: Journal::new(database),
             watched: Vec::new(),
             seen: false,
+            tracking: false,
+            uses: Vec::new(),
         }
     }
 
@@ -143,6 +258,8 @@ impl<DB: Database + StorageProbe> JournalTr for PelJournal<DB> {
         skip_cold_load: bool,
     ) -> Result<StateLoad<SelfDestructResult>, JournalLoadError<DB::Error>> {
         self.note(target);
+        self.looked_at(address);
+        self.looked_at(target);
         self.inner.selfdestruct(address, target, skip_cold_load)
     }
 
@@ -181,7 +298,9 @@ impl<DB: Database + StorageProbe> JournalTr for PelJournal<DB> {
         to: Address,
         balance: U256,
     ) -> Result<Option<TransferError>, DB::Error> {
-        self.inner.transfer(from, to, balance)
+        let result = self.inner.transfer(from, to, balance)?;
+        self.transferred(from, to, balance, result.is_some());
+        Ok(result)
     }
 
     fn transfer_loaded(
@@ -190,7 +309,9 @@ impl<DB: Database + StorageProbe> JournalTr for PelJournal<DB> {
         to: Address,
         balance: U256,
     ) -> Option<TransferError> {
-        self.inner.transfer_loaded(from, to, balance)
+        let result = self.inner.transfer_loaded(from, to, balance);
+        self.transferred(from, to, balance, result.is_some());
+        result
     }
 
     #[allow(deprecated)]
@@ -200,16 +321,19 @@ impl<DB: Database + StorageProbe> JournalTr for PelJournal<DB> {
         old_balance: U256,
         bump_nonce: bool,
     ) {
+        self.looked_at(address);
         self.inner
             .caller_accounting_journal_entry(address, old_balance, bump_nonce)
     }
 
     fn balance_incr(&mut self, address: Address, balance: U256) -> Result<(), DB::Error> {
+        self.looked_at(address);
         self.inner.balance_incr(address, balance)
     }
 
     #[allow(deprecated)]
     fn nonce_bump_journal_entry(&mut self, address: Address) {
+        self.looked_at(address);
         self.inner.nonce_bump_journal_entry(address)
     }
 
@@ -239,6 +363,7 @@ impl<DB: Database + StorageProbe> JournalTr for PelJournal<DB> {
         address: Address,
         skip_cold_load: bool,
     ) -> Result<StateLoad<Self::JournaledAccount<'_>>, JournalLoadError<DB::Error>> {
+        self.looked_at(address);
         self.inner
             .load_account_mut_skip_cold_load(address, skip_cold_load)
     }
@@ -248,6 +373,7 @@ impl<DB: Database + StorageProbe> JournalTr for PelJournal<DB> {
         address: Address,
         load_code: bool,
     ) -> Result<StateLoad<Self::JournaledAccount<'_>>, DB::Error> {
+        self.looked_at(address);
         self.inner
             .load_account_mut_optional_code(address, load_code)
     }
@@ -275,6 +401,8 @@ impl<DB: Database + StorageProbe> JournalTr for PelJournal<DB> {
         balance: U256,
         spec_id: SpecId,
     ) -> Result<JournalCheckpoint, TransferError> {
+        self.looked_at(caller);
+        self.looked_at(address);
         // The target was loaded by the caller of this method. Only an account
         // without code and nonce needs the storage probe; revm checks the rest.
         let (db, state) = self.inner.db_and_state_mut();
@@ -314,6 +442,10 @@ impl<DB: Database + StorageProbe> JournalTr for PelJournal<DB> {
         skip_cold_load: bool,
     ) -> Result<AccountInfoLoad<'_>, JournalLoadError<DB::Error>> {
         self.note(address);
+        if !load_code {
+            // `BALANCE`, `SELFBALANCE`, `EXTCODEHASH`.
+            self.looked_at(address);
+        }
         self.inner
             .load_account_info_skip_cold_load(address, load_code, skip_cold_load)
     }

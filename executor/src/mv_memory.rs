@@ -8,7 +8,10 @@
 //! plain transfer: a credit (the record below it with its balance raised by
 //! an amount: the recipient, written without reading the balance it
 //! raised) or a debit (the balance lowered by an amount and the nonce set:
-//! the sender, which only checked that its balance sufficed). Code is content-addressed and lives in the shared
+//! the sender, which only checked that its balance sufficed), or, for a
+//! contract whose transaction moved its balance without looking at it, a
+//! credit or a withdrawal of the net amount. Code is content-addressed and
+//! lives in the shared
 //! [`crate::CodeCache`], not here. Block-beneficiary fees are kept per
 //! transaction beside the map (see [`MvMemory::fee`]).
 //!
@@ -92,6 +95,10 @@ pub enum Delta {
         /// Its nonce after the transfer.
         nonce: u64,
     },
+    /// A contract whose balance its transaction moved without looking at it
+    /// (see [`crate::vm`]): its balance lowered by this (non-zero) amount,
+    /// nothing else changed.
+    Withdraw(U256),
 }
 
 /// Deltas summed, to apply to the record below them.
@@ -114,6 +121,7 @@ impl Deltas {
                 self.debit = self.debit.saturating_add(amount);
                 self.nonce.get_or_insert(nonce);
             }
+            Delta::Withdraw(amount) => self.debit = self.debit.saturating_add(amount),
         }
     }
 

@@ -192,6 +192,10 @@ pub fn profile(traces: &[TxTrace], beneficiary: Address, aborts: usize) -> Block
                 ReadRecord::Account(address, ..) => (Location::Account(*address), true, true),
                 ReadRecord::Debited(address, ..) => (Location::Account(*address), false, true),
                 ReadRecord::Credited(address, ..) => (Location::Account(*address), false, false),
+                ReadRecord::Shifted(address, _, least, _) => {
+                    let depends = !least.is_zero();
+                    (Location::Account(*address), depends, depends)
+                }
                 ReadRecord::Storage(address, slot, ..) => {
                     (Location::Storage(*address, *slot), true, true)
                 }
@@ -205,7 +209,7 @@ pub fn profile(traces: &[TxTrace], beneficiary: Address, aborts: usize) -> Block
                     let counts = match delta {
                         None => true,
                         Some(Delta::Credit(_)) => credits,
-                        Some(Delta::Debit { .. }) => debits,
+                        Some(Delta::Debit { .. } | Delta::Withdraw(_)) => debits,
                     };
                     if counts {
                         writer.get_or_insert(i);
@@ -301,7 +305,9 @@ fn location_key(traces: &[TxTrace], i: TxIdx, location: &Location) -> LocationKe
                 _ => None,
             });
             match delta {
-                Some(Delta::Credit(_)) => return (*address, LocationKind::Balance, None),
+                Some(Delta::Credit(_) | Delta::Withdraw(_)) => {
+                    return (*address, LocationKind::Balance, None)
+                }
                 Some(Delta::Debit { .. }) => return (*address, LocationKind::Nonce, None),
                 None => {}
             }

@@ -3,7 +3,7 @@
 //! read and turning what it wrote into versioned writes; and re-checks those
 //! reads at validation.
 //!
-//! Two EVM-specific rules keep real blocks parallel:
+//! EVM-specific rules keep real blocks parallel:
 //! - the block beneficiary's fee is not paid inside the transaction (a revm
 //!   handler with a deferred `reward_beneficiary`): it is kept per transaction
 //!   in the multi-version memory and added when a later transaction reads the
@@ -30,13 +30,29 @@
 //!   nonce and code and at least the balance it saw
 //!   ([`ReadRecord::Debited`]), and its write is a debit (the cost, and the
 //!   new nonce): a payer that received credits earlier in the block does not
-//!   depend on them.
+//!   depend on them;
+//! - a contract whose balance the transaction only moved is shifted: when
+//!   an account with code (not the sender, the beneficiary or a precompile)
+//!   had its balance moved only by transfers, none of them failing, and
+//!   nothing looked at it (the journal tracks this, see
+//!   [`crate::journal::BalanceUse`]), and the transaction changed nothing of
+//!   it but the balance, then it ran the same from any starting balance that
+//!   covers every transfer out of it: at least the balance it saw less the
+//!   lowest balance such a transfer left. The read records that least
+//!   balance ([`ReadRecord::Shifted`]; zero when nothing left it: it is then
+//!   validated past other transactions' deltas), and the write is the net
+//!   change as a delta ([`Delta::Credit`] or [`Delta::Withdraw`]), applied
+//!   at commit to the committed balance ([`BalanceShift`]). WETH's ether
+//!   balance, moved by routers' deposits and withdrawals inside swaps, then
+//!   no longer chains the block's swaps together, nor does any contract's
+//!   balance chain the calls into it. Balances stay below 2^254 and each
+//!   shift below 2^128, so that no sum overflows.
 
 use crate::{
     block_state::revm_account_info,
-    changes::{ChangeKind, TxChanges},
+    changes::{BalanceShift, ChangeKind, TxChanges},
     error::DbError,
-    journal::{PelJournal, StorageProbe},
+    journal::{BalanceUse, PelJournal, StorageProbe},
     mv_memory::{credited, AccountValue, Delta, Fee, Location, MvMemory, Read, Value},
     scheduler::TxIdx,
     CodeCache,
@@ -253,6 +269,13 @@ pub enum ReadRecord {
     /// incarnation only depends on the sender keeping this nonce and code,
     /// and at least this balance. With its writer (`None`: the base state).
     Debited(Address, AccountValue, Option<TxIdx>),
+    /// An account with code whose balance the incarnation only moved (see
+    /// the module docs): it depends on the account keeping the record it
+    /// saw but for the balance, and a balance of at least the amount given
+    /// (and below [`MAX_SHIFTED_BALANCE`]). With its writer (`None`: the
+    /// base state). With a least balance of zero, the deltas of other
+    /// transactions cannot matter, and it is validated past them.
+    Shifted(Address, AccountValue, U256, Option<TxIdx>),
 }
 
 /// Whether a debited sender, seen as `seen` when it ran, still pays as it
@@ -268,6 +291,27 @@ fn debit_holds(seen: &AccountValue, now: &AccountValue) -> bool {
         _ => false,
     }
 }
+
+/// Whether a shifted account (see [`ReadRecord::Shifted`]), seen as `seen`
+/// when it ran, still runs the same: the same nonce, code and storage wipe,
+/// at least `least` and less than [`MAX_SHIFTED_BALANCE`].
+fn shift_holds(seen: &AccountValue, least: U256, now: &AccountValue) -> bool {
+    match (seen.info, now.info) {
+        (Some(seen_info), Some(now_info)) => {
+            now_info.nonce == seen_info.nonce
+                && now_info.code_hash == seen_info.code_hash
+                && now_info.balance >= least
+                && now_info.balance < MAX_SHIFTED_BALANCE
+                && now.last_wipe == seen.last_wipe
+        }
+        _ => false,
+    }
+}
+
+/// A shifted account's balance, as read and as validated, stays below this
+/// (past deltas, when validated so; each delta is below [`MAX_LAZY_CREDIT`]),
+/// so that no sum of shifts and credits can overflow.
+const MAX_SHIFTED_BALANCE: U256 = U256::from_limbs([0, 0, 0, 1 << 62]);
 
 /// The plain transfer whose target an incarnation credits lazily.
 #[derive(Clone, Copy, Debug)]
@@ -509,6 +553,24 @@ pub fn validate<S: StateReader>(shared: &Shared<'_, S>, tx: TxIdx, reads: &[Read
                 Ok(now) if debit_holds(seen, &now) => wipes.push((*address, now.last_wipe)),
                 _ => return false,
             },
+            ReadRecord::Shifted(address, seen, least, from) => {
+                let location = Location::Account(*address);
+                let now = if least.is_zero() {
+                    if from.is_none() && shared.mv.read_past_deltas(&location, tx) == Read::Base {
+                        wipes.push((*address, seen.last_wipe));
+                        continue;
+                    }
+                    shared.resolve_past_deltas(*address, tx).map(|(_, v)| v)
+                } else {
+                    shared.resolve_account(*address, tx)
+                };
+                match now {
+                    Ok(now) if shift_holds(seen, *least, &now) => {
+                        wipes.push((*address, now.last_wipe));
+                    }
+                    _ => return false,
+                }
+            }
         }
     }
     true
@@ -591,6 +653,7 @@ pub fn new_vm<'a, S: StateReader>(
 ) -> VmEvm<'a, S> {
     let spec = cfg.spec;
     let mut ctx = VmContext::<S>::new(VmDb::new(shared, 0), spec).with_cfg(cfg);
+    ctx.journaled_state.track_balances();
     ctx.block = block;
     ctx.build_mainnet()
 }
@@ -665,6 +728,7 @@ fn execute_with<'a, S: StateReader>(
     lazy: Option<LazyCredit>,
 ) -> Option<Incarnated> {
     evm.ctx.journaled_state.inner.database.reset(tx, lazy);
+    evm.ctx.journaled_state.clear_balance_uses();
     evm.ctx.set_tx(env.clone());
     let mut handler = DeferredFeeHandler::<
         _,
@@ -673,7 +737,7 @@ fn execute_with<'a, S: StateReader>(
     >::default();
     let result = handler.run(evm);
     let state = evm.finalize();
-    let db = &mut evm.ctx.journaled_state.inner.database;
+    let (db, uses) = evm.ctx.journaled_state.database_and_uses();
     // The read set leaves with the result; the worker's maps stay for reuse.
     let capacity = db.reads.capacity();
     let mut reads = std::mem::replace(&mut db.reads, Vec::with_capacity(capacity));
@@ -704,6 +768,7 @@ fn execute_with<'a, S: StateReader>(
             }
             let debit = credit
                 .and_then(|_| take_debit(env.caller, shared.beneficiary, &mut changes, &mut reads));
+            shift_balances(shared, env.caller, uses, &mut changes, &mut reads);
             // Code is content-addressed: publishing it early is safe even if
             // this incarnation is later aborted.
             for change in &changes.0 {
@@ -779,8 +844,12 @@ fn take_debit(
     let i = changes.0.iter().position(|c| c.address == sender)?;
     let change = &changes.0[i];
     let after = change.info;
+    // A sender with code (EIP-7702) keeps an ordinary record: a delta that
+    // sets a nonce never lies under a shifted account's reads, which are
+    // validated past deltas.
     let plain = change.kind == ChangeKind::Updated
         && change.storage.is_empty()
+        && before.has_no_code()
         && after.code_hash == before.code_hash
         && Some(after.nonce) == before.nonce.checked_add(1)
         && after.balance <= before.balance;
@@ -790,6 +859,55 @@ fn take_debit(
     *read = ReadRecord::Debited(sender, seen, from);
     changes.0.swap_remove(i);
     Some((sender, before.balance - after.balance, after.nonce))
+}
+
+/// Turns the ordinary reads of accounts with code whose balance the
+/// incarnation only moved through transfers (see the module docs) into
+/// [`ReadRecord::Shifted`], and their changes into balance shifts.
+fn shift_balances<S>(
+    shared: &Shared<'_, S>,
+    sender: Address,
+    uses: &[BalanceUse],
+    changes: &mut TxChanges,
+    reads: &mut [ReadRecord],
+) {
+    for read in reads.iter_mut() {
+        let ReadRecord::Account(address, seen, from) = *read else {
+            continue;
+        };
+        let Some(info) = seen.info else {
+            continue;
+        };
+        if info.has_no_code()
+            || info.balance >= MAX_SHIFTED_BALANCE
+            || address == sender
+            || address == shared.beneficiary
+        {
+            continue;
+        }
+        let used = uses.iter().find(|u| u.address == address);
+        if used.is_some_and(|u| u.looked_at || u.received >= MAX_LAZY_CREDIT)
+            || shared.precompiles.contains(&address)
+        {
+            continue;
+        }
+        if let Some(change) = changes.0.iter_mut().find(|c| c.address == address) {
+            let shift = BalanceShift::between(info.balance, change.info.balance);
+            let only_balance = change.kind == ChangeKind::Updated
+                && change.info.code_hash == info.code_hash
+                && change.info.nonce == info.nonce
+                && shift.amount() < MAX_LAZY_CREDIT;
+            if !only_balance {
+                continue;
+            }
+            change.shift = Some(shift);
+        }
+        // Every transfer out of it stays covered from this balance on.
+        let least = used
+            .and_then(|u| u.lowest_left)
+            .map_or(U256::ZERO, |left| info.balance.saturating_sub(left));
+        *read = ReadRecord::Shifted(address, seen, least, from);
+    }
 }
 
 /// Turns revm's state changes into versioned writes, following the same rules
@@ -823,11 +941,22 @@ fn extract_writes(
                 }
             }
             ChangeKind::Created => writes.push(account(Some(change.info), Some(tx))),
-            ChangeKind::Updated => {
-                if before.info != Some(change.info) {
-                    writes.push(account(Some(change.info), before.last_wipe));
+            ChangeKind::Updated => match change.shift {
+                Some(BalanceShift::Up(amount)) if !amount.is_zero() => writes.push((
+                    Location::Account(address),
+                    Value::Delta(Delta::Credit(amount)),
+                )),
+                Some(BalanceShift::Down(amount)) if !amount.is_zero() => writes.push((
+                    Location::Account(address),
+                    Value::Delta(Delta::Withdraw(amount)),
+                )),
+                Some(_) => {}
+                None => {
+                    if before.info != Some(change.info) {
+                        writes.push(account(Some(change.info), before.last_wipe));
+                    }
                 }
-            }
+            },
         }
         for (slot, _, present) in &change.storage {
             writes.push((Location::Storage(address, *slot), Value::Storage(*present)));
@@ -840,6 +969,64 @@ fn extract_writes(
 mod tests {
     use super::*;
     use pel_state::InMemoryState;
+
+    /// A shifted contract stays valid while its balance covers what its
+    /// transaction sent (the least balance recorded) and its nonce and code
+    /// stay; with no least balance, other transactions' deltas do not matter,
+    /// even aborted ones.
+    #[test]
+    fn a_shifted_contract_holds_while_its_balance_covers_what_it_sent() {
+        let contract = Address::with_last_byte(0xc7);
+        let mut base = InMemoryState::new();
+        let code_hash = base.insert_code(alloy_primitives::Bytes::from_static(&[0x00]));
+        let info = AccountInfo {
+            balance: U256::from(100),
+            nonce: 1,
+            code_hash,
+        };
+        base.insert_account(contract, info, []);
+        let mv = MvMemory::new(4);
+        let code = Arc::new(CodeCache::default());
+        let shared = Shared {
+            base: &base,
+            mv: &mv,
+            code: &code,
+            beneficiary: Address::with_last_byte(0xcb),
+            spec: SpecId::CANCUN,
+            precompiles: revm::precompile::Precompiles::new(
+                revm::precompile::PrecompileSpecId::from_spec_id(SpecId::CANCUN),
+            ),
+        };
+        let seen = shared.resolve_account(contract, 3).unwrap();
+        let needs_30 = [ReadRecord::Shifted(contract, seen, U256::from(30), None)];
+        let needs_none = [ReadRecord::Shifted(contract, seen, U256::ZERO, None)];
+        let location = Location::Account(contract);
+        let delta = |tx, delta| mv.record(tx, &[(location, Value::Delta(delta))], U256::ZERO);
+        assert!(validate(&shared, 3, &needs_30));
+        // Another transaction withdrew some: 40 left still covers it.
+        delta(0, Delta::Withdraw(U256::from(60)));
+        assert!(validate(&shared, 3, &needs_30));
+        assert!(validate(&shared, 3, &needs_none));
+        // 20 left does not.
+        delta(1, Delta::Withdraw(U256::from(20)));
+        assert!(!validate(&shared, 3, &needs_30));
+        assert!(validate(&shared, 3, &needs_none));
+        // A credit brings it back.
+        delta(2, Delta::Credit(U256::from(15)));
+        assert!(validate(&shared, 3, &needs_30));
+        // An aborted delta below: unknown, unless nothing is needed.
+        mv.convert_writes_to_estimates(2);
+        assert!(!validate(&shared, 3, &needs_30));
+        assert!(validate(&shared, 3, &needs_none));
+        // Anything else of the record changed: neither holds.
+        let bumped = AccountValue {
+            info: Some(AccountInfo { nonce: 2, ..info }),
+            last_wipe: None,
+        };
+        mv.record(1, &[(location, Value::Account(bumped))], U256::ZERO);
+        assert!(!validate(&shared, 3, &needs_30));
+        assert!(!validate(&shared, 3, &needs_none));
+    }
 
     /// A debited sender stays valid while it keeps its nonce and at least
     /// the balance it saw, and not once a credit it relied on is withdrawn

@@ -32,6 +32,22 @@ const READER: u8 = 0xc5;
 /// Reads the balances of the two accounts that only receive (address
 /// `0xf1`, which does not exist before the block, and EOA 0).
 const PAYEE_READER: u8 = 0xc6;
+/// A WETH-like vault: empty calldata deposits the value; a word of 1
+/// stores its own balance (`BALANCE(ADDRESS)`); any other word sends that
+/// much to the caller, storing whether the transfer went through under the
+/// caller's slot.
+const VAULT: u8 = 0xc7;
+/// A router: with calldata, deposits the call's value in the vault,
+/// withdraws the amount of its first calldata word from the vault into
+/// itself, then pays the caller the amount of its second word from its own
+/// balance (which may not cover it); without, only takes the value.
+const ROUTER: u8 = 0xc8;
+/// Stores the vault's balance (`BALANCE`).
+const VAULT_READER: u8 = 0xc9;
+/// What the vault holds before the block: less than some withdrawals ask.
+const VAULT_BALANCE: u64 = 1_000_000_000_000_000;
+/// What the router holds before the block.
+const ROUTER_BALANCE: u64 = 100_000_000_000_000;
 
 fn addr(n: u8) -> Address {
     Address::with_last_byte(n)
@@ -39,6 +55,11 @@ fn addr(n: u8) -> Address {
 
 fn eoa(i: u8) -> Address {
     Address::with_last_byte(0x10 + i)
+}
+
+/// `value` as one big-endian calldata word.
+fn word(value: u64) -> Bytes {
+    U256::from(value).to_be_bytes::<32>().to_vec().into()
 }
 
 fn code(hex: &str) -> Bytes {
@@ -82,6 +103,25 @@ fn state() -> InMemoryState {
         )
         .replace(' ', ""),
     ));
+    let vault = s.insert_code(code(
+        "60003580156022578060011460\
+         1b5760008080808433\
+         5af1335500\
+         5b303160025500\
+         5b00",
+    ));
+    let router = s.insert_code(code(
+        &format!(
+            "36 15 6059 57 \
+             6000808080 34 73{v} 5af1 50 \
+             6020 6000 6000 37 6000 6000 6020 6000 6000 73{v} 5af1 50 \
+             6000808080 602035 33 5af1 50 00 \
+             5b 00",
+            v = hex_addr(addr(VAULT))
+        )
+        .replace(' ', ""),
+    ));
+    let vault_reader = s.insert_code(code(&format!("73{}3160005500", hex_addr(addr(VAULT)))));
     // The system contracts, so the EIP-4788 and EIP-2935 calls before the
     // transactions and the EIP-7002 and EIP-7251 calls after them really run.
     for (address, code) in [
@@ -132,6 +172,9 @@ fn state() -> InMemoryState {
         (FACTORY, factory, 0),
         (READER, reader, 0),
         (PAYEE_READER, payee_reader, 0),
+        (VAULT, vault, VAULT_BALANCE),
+        (ROUTER, router, ROUTER_BALANCE),
+        (VAULT_READER, vault_reader, 0),
     ] {
         let info = AccountInfo {
             balance: U256::from(balance),
@@ -287,6 +330,31 @@ enum Op {
         to: u8,
         value: u64,
     },
+    /// Pays the vault (see [`VAULT`]).
+    VaultDeposit {
+        from: u8,
+        value: u64,
+    },
+    /// Asks the vault for `amount` (at least 2), which it may not hold.
+    VaultWithdraw {
+        from: u8,
+        amount: u64,
+    },
+    /// The vault stores its own balance.
+    VaultSelfBalance {
+        from: u8,
+    },
+    /// Through the router (see [`ROUTER`]).
+    RouterSwap {
+        from: u8,
+        value: u64,
+        back: u64,
+        pay: u64,
+    },
+    /// Stores the vault's balance from outside it.
+    ReadVault {
+        from: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -305,8 +373,13 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (from.clone(), 0u8..3).prop_map(|(from, slot)| Op::CountOutOfGas { from, slot }),
         1 => (from.clone(), 1u8..11, prop::sample::select(vec![0u64, 1, 1_000])).prop_map(|(from, which, value)| Op::Precompile { from, which, value }),
         1 => (from.clone(), 0u8..3, 0u64..3).prop_map(|(from, salt, value)| Op::PayChild { from, salt, value }),
-        1 => from.prop_map(|from| Op::ReadBeaconRoot { from }),
+        1 => from.clone().prop_map(|from| Op::ReadBeaconRoot { from }),
         2 => (0..EOAS + COINBASE_TARGETS.len() as u8 + 1, 0u64..1_000_000).prop_map(|(to, value)| Op::CoinbasePays { to, value }),
+        2 => (from.clone(), 0u64..VAULT_BALANCE).prop_map(|(from, value)| Op::VaultDeposit { from, value }),
+        2 => (from.clone(), 2u64..2 * VAULT_BALANCE).prop_map(|(from, amount)| Op::VaultWithdraw { from, amount }),
+        1 => from.clone().prop_map(|from| Op::VaultSelfBalance { from }),
+        2 => (from.clone(), 0u64..VAULT_BALANCE, 0u64..2 * VAULT_BALANCE, 0u64..2 * ROUTER_BALANCE).prop_map(|(from, value, back, pay)| Op::RouterSwap { from, value, back, pay }),
+        1 => from.prop_map(|from| Op::ReadVault { from }),
     ]
 }
 
@@ -383,6 +456,20 @@ fn block_with_withdrawals(
                     Bytes::from(vec![which; 96]),
                 ),
                 Op::PayChild { from, salt, value } => (from, child(salt), value, Bytes::new()),
+                Op::VaultDeposit { from, value } => (from, addr(VAULT), value, Bytes::new()),
+                Op::VaultWithdraw { from, amount } => (from, addr(VAULT), 0, word(amount)),
+                Op::VaultSelfBalance { from } => (from, addr(VAULT), 0, word(1)),
+                Op::RouterSwap {
+                    from,
+                    value,
+                    back,
+                    pay,
+                } => {
+                    let mut data = word(back).to_vec();
+                    data.extend_from_slice(&word(pay));
+                    (from, addr(ROUTER), value, data.into())
+                }
+                Op::ReadVault { from } => (from, addr(VAULT_READER), 0, Bytes::new()),
                 Op::CoinbasePays { to, value } => {
                     gas_limit = COINBASE_PAYMENT_GAS;
                     let to = match to.checked_sub(EOAS) {
@@ -1022,6 +1109,58 @@ fn generated_blocks_cover_the_features() {
     for executor in executors() {
         assert_eq!(
             run_parallel(&executor, &prague, &chain_prague),
+            Ok(out.clone())
+        );
+    }
+    // The vault: a deposit, a withdrawal it covers only with that deposit,
+    // one it cannot cover, a deposit and a round trip through the router
+    // (which pays the caller from its own balance), then its balance read
+    // from inside and from outside.
+    let vault_word = |a: Address| U256::from_be_slice(a.as_slice());
+    let ops = vec![
+        Op::VaultDeposit { from: 0, value: 5 },
+        Op::VaultWithdraw {
+            from: 1,
+            amount: VAULT_BALANCE + 5,
+        },
+        Op::VaultWithdraw {
+            from: 2,
+            amount: 1_000,
+        },
+        Op::VaultDeposit {
+            from: 3,
+            value: 7_000,
+        },
+        Op::RouterSwap {
+            from: 4,
+            value: 100,
+            back: 50,
+            pay: 1_000,
+        },
+        Op::VaultSelfBalance { from: 0 },
+        Op::ReadVault { from: 1 },
+    ];
+    let vault_block = block(&ops, Fork::Cancun, 10);
+    let out = run_sequential(&vault_block, &chain).unwrap();
+    let vault = out.diff.accounts.get(&addr(VAULT)).unwrap();
+    assert_eq!(vault.info.map(|i| i.balance), Some(U256::from(7_050)));
+    assert_eq!(vault.storage.get(&vault_word(eoa(1))), Some(&U256::from(1)));
+    assert_eq!(vault.storage.get(&vault_word(eoa(2))), None);
+    assert_eq!(
+        vault.storage.get(&vault_word(addr(ROUTER))),
+        Some(&U256::from(1))
+    );
+    assert_eq!(vault.storage.get(&U256::from(2)), Some(&U256::from(7_050)));
+    let reader = out.diff.accounts.get(&addr(VAULT_READER)).unwrap();
+    assert_eq!(reader.storage.get(&U256::ZERO), Some(&U256::from(7_050)));
+    let router = out.diff.accounts.get(&addr(ROUTER)).unwrap();
+    assert_eq!(
+        router.info.map(|i| i.balance),
+        Some(U256::from(ROUTER_BALANCE + 50 - 1_000))
+    );
+    for executor in executors() {
+        assert_eq!(
+            run_parallel(&executor, &vault_block, &chain),
             Ok(out.clone())
         );
     }
