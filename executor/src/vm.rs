@@ -738,9 +738,12 @@ fn execute_with<'a, S: StateReader>(
     let result = handler.run(evm);
     let state = evm.finalize();
     let (db, uses) = evm.ctx.journaled_state.database_and_uses();
-    // The read set leaves with the result; the worker's maps stay for reuse.
-    let capacity = db.reads.capacity();
-    let mut reads = std::mem::replace(&mut db.reads, Vec::with_capacity(capacity));
+    // The read set leaves with the result, copied at its own size (it is
+    // kept until the block ends: handing over the worker's buffer, sized for
+    // the largest read set it met, cost every incarnation that much fresh
+    // memory); the worker's buffer and maps stay for reuse.
+    let mut reads = db.reads.to_vec();
+    db.reads.clear();
     if let Some(e) = db.deferred_error.take() {
         return Some(match e {
             DbError::Blocked(k) => Incarnated::Blocked(k),
