@@ -39,7 +39,7 @@ use crate::{
 };
 use alloy_primitives::{map::B256Map, Address, B256};
 use pel_state::{DiffOverlay, StateReader};
-use revm::context::result::EVMError;
+use revm::{context::result::EVMError, primitives::hardfork::SpecId};
 use std::{
     sync::{Arc, Mutex},
     time::Instant,
@@ -115,6 +115,12 @@ pub struct CostModel {
     /// Blocks using less gas than this (the header's gas used, or the sum of
     /// gas limits when unknown) run sequentially.
     pub min_gas: u64,
+    /// [`Self::min_gas`] from Berlin on. EIP-2929 priced state access by its
+    /// cost there, and a unit of gas takes longer: the captured blocks below
+    /// 4 Mgas ran at 10-22 Ggas/s before Berlin (cheap transfers and failed
+    /// calls), 1-4 Ggas/s after it (signature checks, cold storage), so the
+    /// same work that pays for the parallel start shows as less gas.
+    pub min_gas_from_berlin: u64,
     /// Blocks averaging less gas per transaction than this (mostly plain
     /// transfers, a microsecond each) run sequentially.
     pub min_gas_per_tx: u64,
@@ -220,6 +226,7 @@ impl Default for CostModel {
         Self {
             min_txs: 16,
             min_gas: 4_000_000,
+            min_gas_from_berlin: 2_500_000,
             min_gas_per_tx: 25_000,
             fallback: Some(FallBack::DEFAULT),
             partition: Some(PartitionPolicy::default()),
@@ -234,6 +241,7 @@ impl CostModel {
         Self {
             min_txs: 0,
             min_gas: 0,
+            min_gas_from_berlin: 0,
             min_gas_per_tx: 0,
             fallback: None,
             partition: None,
@@ -262,6 +270,7 @@ impl CostModel {
     pub fn route(
         &self,
         block: &BlockInput,
+        spec: SpecId,
         threads: usize,
         fill: bool,
         target: impl FnMut(TxIdx, Address) -> Target,
@@ -276,7 +285,7 @@ impl CostModel {
         if fill && block.gas_limits() > block.header.gas_limit {
             return None;
         }
-        let max_reaching = if self.parallel(block, threads) {
+        let max_reaching = if self.parallel(block, spec, threads) {
             policy.max_reaching
         } else {
             policy.max_reaching_alone
@@ -299,15 +308,21 @@ impl CostModel {
         }
     }
 
-    /// Whether `block` should run in parallel on `threads` threads.
-    pub fn parallel(&self, block: &BlockInput, threads: usize) -> bool {
+    /// Whether `block`, of fork `spec`, should run in parallel on `threads`
+    /// threads.
+    pub fn parallel(&self, block: &BlockInput, spec: SpecId, threads: usize) -> bool {
         let txs = block.transactions.len();
         if threads < 2 && self.min_txs > 0 {
             return false;
         }
         let gas = block_gas(block);
+        let min_gas = if spec.is_enabled_in(SpecId::BERLIN) {
+            self.min_gas_from_berlin
+        } else {
+            self.min_gas
+        };
         txs >= self.min_txs
-            && gas >= self.min_gas
+            && gas >= min_gas
             && gas >= self.min_gas_per_tx.saturating_mul(txs as u64)
     }
 }
@@ -533,47 +548,50 @@ impl ParallelExecutor {
         profiling: Profiling,
     ) -> Result<(BlockOutput, ParallelStats, Option<BlockProfile>), ExecError> {
         let code = options.code_cache.clone().unwrap_or_default();
+        let spec = chain.spec_at(block.header.number, block.header.timestamp);
         let route = match profiling {
             Profiling::Forced => None,
-            _ => self.cost_model.route(block, self.threads, options.fill, {
-                // The first questions are answered one by one: most plans of
-                // mainnet blocks are given up within them (too much gas in
-                // calls that reach other contracts), and a pass over the
-                // whole block would cost more than they do. A plan still
-                // asking after them has the rest of a big block classified
-                // at once, on all workers.
-                let mut ahead: Option<(TxIdx, Vec<Option<Target>>)> = None;
-                let mut asked = 0usize;
-                let mut seen = B256Map::default();
-                let (state, code) = (&state, &code);
-                move |i, to| {
-                    // Classified ahead are the calls with data alone: the
-                    // targets of plain transfers (payouts, sinks) are asked
-                    // one by one.
-                    if block
-                        .transactions
-                        .get(i)
-                        .is_some_and(|t| t.env.data.is_empty())
-                    {
-                        return self.classify(state, code, to, &mut seen);
-                    }
-                    if ahead.is_none() {
-                        asked += 1;
-                        if asked > CLASSIFY_ONE_BY_ONE
-                            && block.transactions.len().saturating_sub(i) >= 2 * CLASSIFY_CHUNK
+            _ => self
+                .cost_model
+                .route(block, spec, self.threads, options.fill, {
+                    // The first questions are answered one by one: most plans of
+                    // mainnet blocks are given up within them (too much gas in
+                    // calls that reach other contracts), and a pass over the
+                    // whole block would cost more than they do. A plan still
+                    // asking after them has the rest of a big block classified
+                    // at once, on all workers.
+                    let mut ahead: Option<(TxIdx, Vec<Option<Target>>)> = None;
+                    let mut asked = 0usize;
+                    let mut seen = B256Map::default();
+                    let (state, code) = (&state, &code);
+                    move |i, to| {
+                        // Classified ahead are the calls with data alone: the
+                        // targets of plain transfers (payouts, sinks) are asked
+                        // one by one.
+                        if block
+                            .transactions
+                            .get(i)
+                            .is_some_and(|t| t.env.data.is_empty())
                         {
-                            ahead = Some((i, self.classify_ahead(state, code, block, i)));
+                            return self.classify(state, code, to, &mut seen);
+                        }
+                        if ahead.is_none() {
+                            asked += 1;
+                            if asked > CLASSIFY_ONE_BY_ONE
+                                && block.transactions.len().saturating_sub(i) >= 2 * CLASSIFY_CHUNK
+                            {
+                                ahead = Some((i, self.classify_ahead(state, code, block, i)));
+                            }
+                        }
+                        let known = ahead.as_ref().and_then(|(from, targets)| {
+                            targets.get(i.checked_sub(*from)?).copied()
+                        });
+                        match known {
+                            Some(Some(target)) => target,
+                            _ => self.classify(state, code, to, &mut seen),
                         }
                     }
-                    let known = ahead
-                        .as_ref()
-                        .and_then(|(from, targets)| targets.get(i.checked_sub(*from)?).copied());
-                    match known {
-                        Some(Some(target)) => target,
-                        _ => self.classify(state, code, to, &mut seen),
-                    }
-                }
-            }),
+                }),
         };
         let plan = match route {
             Some(Route::Partition(plan)) => Some(plan),
@@ -585,7 +603,7 @@ impl ParallelExecutor {
         };
         if plan.is_none()
             && profiling != Profiling::Forced
-            && !self.cost_model.parallel(block, self.threads)
+            && !self.cost_model.parallel(block, spec, self.threads)
         {
             let output = sequential::execute_block(state, block, chain, options)?;
             return Ok((output, ParallelStats::default(), None));
@@ -596,7 +614,6 @@ impl ParallelExecutor {
         };
         let keep_writes = profiling != Profiling::Off;
         let header = &block.header;
-        let spec = chain.spec_at(header.number, header.timestamp);
 
         // 1. Pre-block system calls.
         let mut evm = system::new_evm(
@@ -634,7 +651,7 @@ impl ParallelExecutor {
                     partition_abandoned = true;
                 }
             }
-            if !self.cost_model.parallel(block, self.threads) {
+            if !self.cost_model.parallel(block, spec, self.threads) {
                 let state = evm.ctx.journaled_state.inner.database.base();
                 let output = sequential::execute_block(state, block, chain, options)?;
                 let stats = ParallelStats {
@@ -942,5 +959,49 @@ fn worker<'a, S: StateReader>(
                 scheduler.finish_validation(version.tx, aborted)
             }
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PreparedTx;
+    use revm::context::TxEnv;
+
+    /// A block of `txs` transactions using `gas` in all.
+    fn block(txs: usize, gas: u64) -> BlockInput {
+        BlockInput {
+            header: alloy_consensus::Header {
+                gas_used: gas,
+                ..Default::default()
+            },
+            transactions: (0..txs)
+                .map(|i| PreparedTx {
+                    hash: B256::ZERO,
+                    tx_type: 2,
+                    sender: Address::with_last_byte(i as u8),
+                    env: TxEnv::default(),
+                })
+                .collect(),
+            withdrawals: None,
+            ommers: Vec::new(),
+        }
+    }
+
+    /// From Berlin on, less gas is enough to go parallel; the other rules
+    /// hold in every fork.
+    #[test]
+    fn the_gas_threshold_depends_on_the_fork() {
+        let model = CostModel::default();
+        let mid = block(40, 3_000_000);
+        assert!(!model.parallel(&mid, SpecId::ISTANBUL, 2));
+        assert!(model.parallel(&mid, SpecId::BERLIN, 2));
+        assert!(model.parallel(&mid, SpecId::CANCUN, 2));
+        assert!(!model.parallel(&block(40, 2_000_000), SpecId::CANCUN, 2));
+        assert!(model.parallel(&block(40, 5_000_000), SpecId::ISTANBUL, 2));
+        // Too few transactions, too little gas each, one thread.
+        assert!(!model.parallel(&block(10, 3_000_000), SpecId::CANCUN, 2));
+        assert!(!model.parallel(&block(150, 3_000_000), SpecId::CANCUN, 2));
+        assert!(!model.parallel(&mid, SpecId::CANCUN, 1));
     }
 }

@@ -22,6 +22,8 @@ use pel_state::{AccountInfo, InMemoryState};
 use proptest::prelude::*;
 
 const EOAS: u8 = 5;
+const CANCUN: pel_executor::revm::primitives::hardfork::SpecId =
+    pel_executor::revm::primitives::hardfork::SpecId::CANCUN;
 const TIMESTAMP: u64 = 1_800_000_000;
 const COINBASE: u8 = 0xcb;
 const COUNTER: u8 = 0xc1;
@@ -925,12 +927,13 @@ fn payments_to_a_sink_are_partitioned_until_code_looks_at_it() {
             .collect();
         let looked = [payments.clone(), vec![Op::ReadPayees { from: 2 }]].concat();
         let sends = [payments.clone(), vec![pay(0, 3, 1)]].concat();
-        let routed =
-            executor
-                .cost_model
-                .route(&block(&payments, Fork::Cancun, 10), 2, false, |_, _| {
-                    pel_executor::partition::Target::Account
-                });
+        let routed = executor.cost_model.route(
+            &block(&payments, Fork::Cancun, 10),
+            CANCUN,
+            2,
+            false,
+            |_, _| pel_executor::partition::Target::Account,
+        );
         let Some(Route::Partition(plan)) = routed else {
             panic!("{to}: {routed:?}");
         };
@@ -984,11 +987,13 @@ fn the_beneficiarys_payouts_are_split_across_bins() {
         .collect();
     let to = |target| EOAS + coinbase_target_index(target);
     let with = |extra: Op| [payouts.clone(), vec![extra]].concat();
-    let routed = executor
-        .cost_model
-        .route(&block(&payouts, Fork::Cancun, 10), 2, false, |_, _| {
-            pel_executor::partition::Target::Account
-        });
+    let routed = executor.cost_model.route(
+        &block(&payouts, Fork::Cancun, 10),
+        CANCUN,
+        2,
+        false,
+        |_, _| pel_executor::partition::Target::Account,
+    );
     let Some(Route::Partition(plan)) = routed else {
         panic!("{routed:?}");
     };
