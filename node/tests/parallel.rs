@@ -95,11 +95,15 @@ fn partitioned_path_equals_sequential_on_every_mainnet_block() {
 #[test]
 fn stress_contended_blocks() {
     let chain = ChainConfig::mainnet();
-    // Blocks with the most re-executions (long same-sender chains, hot contracts).
+    // Blocks with the most re-executions (long same-sender chains, hot
+    // contracts), and the swaps that meet on WETH's shifted balance.
     let hot = [
         2_462_997u64,
         4_330_482,
         5_891_667,
+        10_760_440,
+        12_244_000,
+        12_459_406,
         12_520_364,
         13_217_637,
         14_396_881,
