@@ -30,9 +30,9 @@
 //!   writes alone, in time logarithmic in the number of deltas, and ignores
 //!   aborted deltas: an incarnation that turns a delta into a full write, or
 //!   the reverse, reports it as a new write, so every transaction above is
-//!   validated again. The block beneficiary never gets a delta (its value
+//!   validated again. The block beneficiary never gets a credit (its value
 //!   also depends on the deferred fees, which are counted from its last full
-//!   write);
+//!   write; its own payouts are debits, applied after those fees);
 //! - after [`MvMemory::record`] of transaction `i`, exactly the locations of
 //!   its latest write set hold entries of `i`.
 
@@ -341,6 +341,34 @@ impl MvMemory {
             Read::Written { value, .. } => Read::Written { tx: top, value },
             _ => Read::BaseDelta { tx: top, deltas },
         }
+    }
+
+    /// The latest full write to `location` below transaction `tx` (or
+    /// [`Read::Base`]) and the deltas between it and `tx`, apart: the block
+    /// beneficiary's deferred fees count from that full write, before its
+    /// deltas are applied. `Err(k)`: an ESTIMATE of transaction `k` below.
+    pub fn read_split(&self, location: &Location, tx: TxIdx) -> Result<(Read, Deltas), TxIdx> {
+        let Some(entries) = self.data.get(location) else {
+            return Ok((Read::Base, Deltas::default()));
+        };
+        let full = Self::latest_full(&entries, tx);
+        if let Read::Blocked(k) = full {
+            return Err(k);
+        }
+        let from = match full {
+            Read::Written { tx: writer, .. } => writer + 1,
+            _ => 0,
+        };
+        let start = entries.deltas.partition_point(|(writer, _)| *writer < from);
+        let end = entries.deltas.partition_point(|(writer, _)| *writer < tx);
+        let mut deltas = Deltas::default();
+        for &(writer, delta) in entries.deltas[start..end].iter().rev() {
+            match delta {
+                Some(delta) => deltas.add_below(delta),
+                None => return Err(writer),
+            }
+        }
+        Ok((full, deltas))
     }
 
     /// The latest full write to `location` below transaction `tx`, ignoring

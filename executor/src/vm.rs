@@ -24,13 +24,17 @@
 //!   target's new balance from the value read past credits; that result is
 //!   replaced by the credit, and an incarnation whose target change is not
 //!   exactly that credit (never expected) runs again with an ordinary read.
-//!   The sender of such a transfer (not the beneficiary) is debited the same
+//!   The sender of such a transfer (without code) is debited the same
 //!   way: revm checked that its balance covered the transfer and its gas, so
 //!   once the transaction ran, its read of the sender only requires the same
 //!   nonce and code and at least the balance it saw
 //!   ([`ReadRecord::Debited`]), and its write is a debit (the cost, and the
 //!   new nonce): a payer that received credits earlier in the block does not
-//!   depend on them;
+//!   depend on them. That holds for the beneficiary's payouts too (a pool or
+//!   a builder paying out mid-block): its balance seen with the fees known
+//!   then only grows as the other fees below it become known, and its
+//!   deferred fees count from its last full write, its debits applied after
+//!   them ([`MvMemory::read_split`]);
 //! - a contract whose balance the transaction only moved is shifted: when
 //!   an account with code (not the sender, the beneficiary or a precompile)
 //!   had its balance moved only by transfers, none of them failing, and
@@ -53,7 +57,7 @@ use crate::{
     changes::{BalanceShift, ChangeKind, TxChanges},
     error::DbError,
     journal::{BalanceUse, PelJournal, StorageProbe},
-    mv_memory::{credited, AccountValue, Delta, Fee, Location, MvMemory, Read, Value},
+    mv_memory::{credited, AccountValue, Delta, Deltas, Fee, Location, MvMemory, Read, Value},
     scheduler::TxIdx,
     CodeCache,
 };
@@ -189,16 +193,28 @@ impl<S: StateReader> Shared<'_, S> {
         }
     }
 
-    /// The beneficiary as `tx` sees it: its last explicit write (or base), plus
-    /// the deferred fees of every transaction from that writer up to `tx`.
+    /// The beneficiary as `tx` sees it: its last full write (or base), plus
+    /// the deferred fees of every transaction from that writer up to `tx`,
+    /// less what its own plain payouts since that write cost it (debits).
     fn resolve_beneficiary(&self, tx: TxIdx) -> Result<AccountValue, Unresolved> {
-        let (writer, mut value) = self.resolve_plain_account(self.beneficiary, tx)?;
+        let location = Location::Account(self.beneficiary);
+        let (full, deltas) = self
+            .mv
+            .read_split(&location, tx)
+            .map_err(Unresolved::Blocked)?;
+        let (writer, mut value) = self.account_from(self.beneficiary, full)?;
         for k in writer.unwrap_or(0)..tx {
             match self.mv.fee(k) {
                 Fee::Known(fee) => value.info = credit(value.info, fee, self.spec),
                 Fee::Unknown => {}
                 Fee::Estimate => return Err(Unresolved::Blocked(k)),
             }
+        }
+        // Fees and debits add up in any order (a payout leaves a nonce: no
+        // fee removes the account after it); the fees first, so that no
+        // debit is taken from less than the block order gave it.
+        if deltas != Deltas::default() {
+            value.info = deltas.apply(value.info);
         }
         Ok(value)
     }
@@ -769,8 +785,7 @@ fn execute_with<'a, S: StateReader>(
             if credit.is_none() && db.lazy_seen.is_some() {
                 return None;
             }
-            let debit = credit
-                .and_then(|_| take_debit(env.caller, shared.beneficiary, &mut changes, &mut reads));
+            let debit = credit.and_then(|_| take_debit(env.caller, &mut changes, &mut reads));
             shift_balances(shared, env.caller, uses, &mut changes, &mut reads);
             // Code is content-addressed: publishing it early is safe even if
             // this incarnation is later aborted.
@@ -830,13 +845,9 @@ fn take_credit<S>(db: &VmDb<'_, S>, changes: &mut TxChanges) -> Option<(Address,
 /// amount and the new nonce. Only for a transfer whose target was credited.
 fn take_debit(
     sender: Address,
-    beneficiary: Address,
     changes: &mut TxChanges,
     reads: &mut [ReadRecord],
 ) -> Option<(Address, U256, u64)> {
-    if sender == beneficiary {
-        return None;
-    }
     let read = reads
         .iter_mut()
         .find(|r| matches!(r, ReadRecord::Account(a, ..) if *a == sender))?;
@@ -1029,6 +1040,61 @@ mod tests {
         mv.record(1, &[(location, Value::Account(bumped))], U256::ZERO);
         assert!(!validate(&shared, 3, &needs_30));
         assert!(!validate(&shared, 3, &needs_none));
+    }
+
+    /// The beneficiary's payouts are debits: it is seen as its block-start
+    /// record, plus every fee below, less its payouts, whatever order they
+    /// were recorded in (a debit taken before the fees that cover it would
+    /// have been cut at zero).
+    #[test]
+    fn the_beneficiarys_payouts_come_off_its_fees() {
+        let beneficiary = Address::with_last_byte(0xcb);
+        let base = InMemoryState::new();
+        let mv = MvMemory::new(4);
+        let code = Arc::new(CodeCache::default());
+        let shared = Shared {
+            base: &base,
+            mv: &mv,
+            code: &code,
+            beneficiary,
+            spec: SpecId::CANCUN,
+            precompiles: revm::precompile::Precompiles::new(
+                revm::precompile::PrecompileSpecId::from_spec_id(SpecId::CANCUN),
+            ),
+        };
+        let location = Location::Account(beneficiary);
+        let balance = |tx| {
+            shared
+                .resolve_account(beneficiary, tx)
+                .unwrap()
+                .info
+                .map(|i| (i.balance, i.nonce))
+        };
+        // Transaction 1, a payout, recorded first: 20 of the 30 that
+        // transaction 0's fee brings.
+        let payout = Delta::Debit {
+            amount: U256::from(20),
+            nonce: 1,
+        };
+        mv.record(1, &[(location, Value::Delta(payout))], U256::from(1));
+        mv.record(0, &[], U256::from(30));
+        mv.record(2, &[], U256::from(5));
+        assert_eq!(balance(1), Some((U256::from(30), 0)));
+        assert_eq!(balance(2), Some((U256::from(11), 1)));
+        assert_eq!(balance(3), Some((U256::from(16), 1)));
+        // Seen at 30 by the payout: still covered while fees only grow.
+        let seen = shared.resolve_account(beneficiary, 1).unwrap();
+        let reads = [ReadRecord::Debited(beneficiary, seen, None)];
+        assert!(validate(&shared, 1, &reads));
+        mv.record(0, &[], U256::from(29));
+        assert!(!validate(&shared, 1, &reads));
+        // A full write below resets where fees and debits count from.
+        let written = AccountValue {
+            info: Some(AccountInfo::with_balance(U256::from(70))),
+            last_wipe: None,
+        };
+        mv.record(0, &[(location, Value::Account(written))], U256::from(2));
+        assert_eq!(balance(3), Some((U256::from(70 + 2 + 1 + 5 - 20), 1)));
     }
 
     /// A debited sender stays valid while it keeps its nonce and at least
