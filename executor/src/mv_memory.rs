@@ -36,13 +36,16 @@
 //! - after [`MvMemory::record`] of transaction `i`, exactly the locations of
 //!   its latest write set hold entries of `i`.
 
-use crate::scheduler::{lock, TxIdx};
+use crate::scheduler::{lock, Incarnation, TxIdx};
 use alloy_primitives::{map::HashSet, Address, U256};
 use crossbeam_utils::CachePadded;
 use dashmap::DashMap;
 use pel_state::AccountInfo;
 use smallvec::SmallVec;
-use std::sync::Mutex;
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Mutex,
+};
 
 /// Above this many comparisons (old locations times new writes), a
 /// re-recorded incarnation finds the locations it no longer writes through
@@ -239,6 +242,8 @@ pub struct MvMemory {
     /// allocation; a sorted vector beats a tree for the few that have more).
     data: DashMap<Location, Entries, alloy_primitives::map::DefaultHashBuilder>,
     txs: Vec<CachePadded<TxWrites>>,
+    /// How many records the block has seen ([`MvMemory::epoch`]).
+    records: AtomicU64,
 }
 
 /// What one transaction's latest incarnation wrote, on its own cache line
@@ -247,7 +252,16 @@ pub struct MvMemory {
 struct TxWrites {
     locations: Mutex<Vec<Location>>,
     fee: Mutex<Fee>,
+    /// The epoch its latest record ended at.
+    recorded_at: AtomicU64,
+    /// The latest epoch from which an incarnation's reads were found to
+    /// hold, with the incarnation ([`MvMemory::note_checked`]).
+    checked: AtomicU64,
 }
+
+/// [`TxWrites::checked`] keeps the incarnation (plus one) above these bits,
+/// the epoch in them.
+const CHECKED_EPOCH_BITS: u32 = 40;
 
 impl MvMemory {
     /// An empty store for `block_size` transactions.
@@ -258,6 +272,7 @@ impl MvMemory {
                 Default::default(),
             ),
             txs: Vec::new(),
+            records: AtomicU64::new(0),
         };
         mv.set_block_size(block_size);
         mv
@@ -280,7 +295,10 @@ impl MvMemory {
                 .unwrap_or_else(|e| e.into_inner())
                 .clear();
             *writes.fee.get_mut().unwrap_or_else(|e| e.into_inner()) = Fee::Unknown;
+            *writes.recorded_at.get_mut() = 0;
+            *writes.checked.get_mut() = 0;
         }
+        *self.records.get_mut() = 0;
     }
 
     /// Readies an empty store (new or [cleared](Self::clear)) for a block of
@@ -292,6 +310,8 @@ impl MvMemory {
             CachePadded::new(TxWrites {
                 locations: Mutex::new(Vec::new()),
                 fee: Mutex::new(Fee::Unknown),
+                recorded_at: AtomicU64::new(0),
+                checked: AtomicU64::new(0),
             })
         }));
     }
@@ -434,7 +454,43 @@ impl MvMemory {
         last.extend(writes.iter().map(|(l, _)| *l));
         drop(last);
         *lock(&self.txs[tx].fee) = Fee::Known(fee);
+        // Last: a reader that loads the epoch after this sees every write
+        // above (the increment publishes them).
+        let epoch = self.records.fetch_add(1, Ordering::SeqCst) + 1;
+        self.txs[tx].recorded_at.store(epoch, Ordering::SeqCst);
         wrote_new
+    }
+
+    /// The number of records so far: an incarnation whose reads were
+    /// resolved (executed or validated) after loading epoch `e` saw every
+    /// record that ended at `e` or before.
+    pub fn epoch(&self) -> u64 {
+        self.records.load(Ordering::SeqCst)
+    }
+
+    /// The epoch at which `tx`'s latest record ended (0: none yet).
+    pub fn recorded_at(&self, tx: TxIdx) -> u64 {
+        self.txs[tx].recorded_at.load(Ordering::SeqCst)
+    }
+
+    /// Notes that the reads of incarnation `incarnation` of `tx`, resolved
+    /// from epoch `epoch` on, were found to hold (it executed from there, or
+    /// a validation from there passed).
+    pub fn note_checked(&self, tx: TxIdx, incarnation: Incarnation, epoch: u64) {
+        if incarnation >= (1 << (63 - CHECKED_EPOCH_BITS)) || epoch >= (1 << CHECKED_EPOCH_BITS) {
+            return;
+        }
+        let packed = ((u64::from(incarnation) + 1) << CHECKED_EPOCH_BITS) | epoch;
+        self.txs[tx].checked.fetch_max(packed, Ordering::SeqCst);
+    }
+
+    /// Whether the reads of incarnation `incarnation` of `tx` were found to
+    /// hold from epoch `epoch` or later: when every lower transaction's last
+    /// record ended by `epoch`, they hold against those final writes.
+    pub fn checked_since(&self, tx: TxIdx, incarnation: Incarnation, epoch: u64) -> bool {
+        let packed = self.txs[tx].checked.load(Ordering::SeqCst);
+        packed >> CHECKED_EPOCH_BITS == u64::from(incarnation) + 1
+            && packed & ((1 << CHECKED_EPOCH_BITS) - 1) >= epoch
     }
 
     /// Marks every write of `tx`'s aborted incarnation as an ESTIMATE.

@@ -41,7 +41,10 @@ use alloy_primitives::{map::B256Map, Address, B256};
 use pel_state::{DiffOverlay, StateReader};
 use revm::{context::result::EVMError, primitives::hardfork::SpecId};
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
     time::Instant,
 };
 
@@ -687,6 +690,7 @@ impl ParallelExecutor {
         let base = DiffOverlay::new(evm.ctx.journaled_state.inner.database.base(), &pre_block);
         let mut commit_state = BlockState::with_code_cache(&base, code.clone());
         commit_state.reserve_for_block(n);
+        let committed_epoch = AtomicU64::new(0);
         let committer = Mutex::new(Committer::new(
             block,
             spec,
@@ -719,6 +723,7 @@ impl ParallelExecutor {
                                 committer: &committer,
                                 block,
                                 hints: &hints,
+                                committed_epoch: &committed_epoch,
                             },
                             &mut vm,
                             WorkerPolicy {
@@ -841,6 +846,10 @@ struct Block<'b, 'a, 'c, S> {
     block: &'b BlockInput,
     /// What each transaction waits for before it runs ([`hints`]).
     hints: &'b [hints::Hints],
+    /// The latest epoch at which a committed transaction's last record
+    /// ended (see [`MvMemory::checked_since`]); changed under the
+    /// committer's lock.
+    committed_epoch: &'b AtomicU64,
 }
 
 /// Commits as many final transactions as are ready, in order, unless another
@@ -849,14 +858,22 @@ fn commit_ready<S: StateReader>(b: &Block<'_, '_, '_, S>) {
     let Ok(mut committer) = b.committer.try_lock() else {
         return;
     };
+    let mv = b.shared.mv;
     while committer.open() {
         let tx = committer.next();
-        let committed = b
-            .scheduler
-            .try_commit(tx, || vm::validate(b.shared, tx, &lock(&b.slots[tx]).reads));
+        // Every transaction below is committed: its last record is final.
+        // An incarnation whose reads were found to hold after all of those
+        // records needs no second look.
+        let prefix = b.committed_epoch.load(Ordering::Relaxed);
+        let committed = b.scheduler.try_commit(tx, |incarnation| {
+            mv.checked_since(tx, incarnation, prefix)
+                || vm::validate(b.shared, tx, &lock(&b.slots[tx]).reads)
+        });
         if !committed {
             return;
         }
+        b.committed_epoch
+            .fetch_max(mv.recorded_at(tx), Ordering::Relaxed);
         // Committed: the scheduler never runs `tx` again, so its slot is final.
         let mut slot = lock(&b.slots[tx]);
         let outcome = slot.outcome.take();
@@ -911,6 +928,7 @@ fn worker<'a, S: StateReader>(
                 }
                 loop {
                     let start = Instant::now();
+                    let epoch = shared.mv.epoch();
                     match vm::execute(vm, shared, version.tx, env) {
                         Incarnated::Blocked(blocker) => {
                             if scheduler.add_dependency(version.tx, blocker) {
@@ -926,6 +944,9 @@ fn worker<'a, S: StateReader>(
                         } => {
                             let time_ns = start.elapsed().as_nanos() as u64;
                             let wrote_new = shared.mv.record(version.tx, &writes, fee);
+                            shared
+                                .mv
+                                .note_checked(version.tx, version.incarnation, epoch);
                             let (gas, paid_fee) = match &outcome {
                                 Ok(done) => (done.result.tx_gas_used(), !done.fee.is_zero()),
                                 Err(_) => (0, false),
@@ -948,10 +969,16 @@ fn worker<'a, S: StateReader>(
                 }
             }
             Task::Validate(version) => {
+                let epoch = shared.mv.epoch();
                 let valid = {
                     let slot = lock(&slots[version.tx]);
                     vm::validate(shared, version.tx, &slot.reads)
                 };
+                if valid {
+                    shared
+                        .mv
+                        .note_checked(version.tx, version.incarnation, epoch);
+                }
                 let aborted = !valid && scheduler.try_validation_abort(version);
                 if aborted {
                     shared.mv.convert_writes_to_estimates(version.tx);

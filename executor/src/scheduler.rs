@@ -42,9 +42,11 @@
 //!   it runs, never what is committed;
 //! - `Committed` is terminal: a transaction is committed only in block order,
 //!   after every lower one, with its reads validated under its lock against
-//!   those final writes, so no later validation can fail and nothing aborts
-//!   it; it counts as executed for waiting transactions and is never handed
-//!   out for validation again.
+//!   those final writes (or, for the incarnation, executed or validated
+//!   after the last of those writes was recorded: see
+//!   [`crate::mv_memory::MvMemory::checked_since`]), so no later validation
+//!   can fail and nothing aborts it; it counts as executed for waiting
+//!   transactions and is never handed out for validation again.
 
 use crossbeam_utils::CachePadded;
 use std::sync::{
@@ -477,12 +479,13 @@ impl Scheduler {
     }
 
     /// Commits `tx` if its current incarnation has executed and `still_valid`
-    /// (run under `tx`'s lock, so no abort interleaves) confirms its reads.
+    /// (run under `tx`'s lock, so no abort interleaves, and given that
+    /// incarnation) confirms its reads.
     /// The caller must have committed every lower transaction first: the
     /// reads are then checked against final writes, and the result is final.
-    pub fn try_commit(&self, tx: TxIdx, still_valid: impl FnOnce() -> bool) -> bool {
+    pub fn try_commit(&self, tx: TxIdx, still_valid: impl FnOnce(Incarnation) -> bool) -> bool {
         let mut state = lock(&self.txs[tx].state);
-        if state.status != Status::Executed || !still_valid() {
+        if state.status != Status::Executed || !still_valid(state.incarnation) {
             return false;
         }
         state.status = Status::Committed;
