@@ -519,6 +519,34 @@ mod tests {
         Location::Storage(Address::with_last_byte(1), U256::from(n))
     }
 
+    /// A check counts for its incarnation only, and only from its epoch on:
+    /// a record that ends after it makes it stale.
+    #[test]
+    fn a_check_holds_for_its_incarnation_from_its_epoch() {
+        let mv = MvMemory::new(3);
+        mv.record(0, &[(slot(1), Value::Storage(U256::from(1)))], U256::ZERO);
+        let after_0 = mv.epoch();
+        assert_eq!(mv.recorded_at(0), after_0);
+        mv.note_checked(2, 0, after_0);
+        assert!(mv.checked_since(2, 0, mv.recorded_at(0)));
+        assert!(!mv.checked_since(2, 1, mv.recorded_at(0)));
+        // Transaction 1 records later: the check predates it.
+        mv.record(1, &[(slot(1), Value::Storage(U256::from(2)))], U256::ZERO);
+        assert!(!mv.checked_since(2, 0, mv.recorded_at(1)));
+        // A later check of a newer incarnation replaces it.
+        mv.note_checked(2, 1, mv.epoch());
+        assert!(mv.checked_since(2, 1, mv.recorded_at(1)));
+        assert!(!mv.checked_since(2, 0, 0));
+        // An older incarnation's check, noted late, does not count for it.
+        mv.note_checked(2, 0, mv.epoch() + 5);
+        assert!(mv.checked_since(2, 1, mv.recorded_at(1)));
+        // A new block starts from nothing.
+        let mut mv = mv;
+        mv.clear();
+        assert_eq!(mv.epoch(), 0);
+        assert!(!mv.checked_since(2, 1, 0));
+    }
+
     #[test]
     fn reads_see_the_latest_lower_write() {
         let mv = MvMemory::new(4);
