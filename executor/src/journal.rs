@@ -112,12 +112,8 @@ impl<DB> PelJournal<DB> {
         self.uses.clear();
     }
 
-    /// The balance uses noted since [`Self::clear_balance_uses`].
-    pub fn balance_uses(&self) -> &[BalanceUse] {
-        &self.uses
-    }
-
-    /// The database, beside the balance uses noted.
+    /// The database, beside the balance uses noted since
+    /// [`Self::clear_balance_uses`].
     pub fn database_and_uses(&mut self) -> (&mut DB, &[BalanceUse]) {
         (&mut self.inner.database, &self.uses)
     }

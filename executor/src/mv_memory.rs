@@ -328,21 +328,11 @@ impl MvMemory {
         if entries.deltas.is_empty() {
             return full;
         }
-        // The deltas between the full write (or the block start) and `tx`.
-        let from = match full {
-            Read::Written { tx: writer, .. } => writer + 1,
-            _ => 0,
+        let (deltas, top) = match Self::deltas_above(&entries, full, tx) {
+            Ok(found) => found,
+            Err(k) => return Read::Blocked(k),
         };
-        let start = entries.deltas.partition_point(|(writer, _)| *writer < from);
-        let end = entries.deltas.partition_point(|(writer, _)| *writer < tx);
-        let mut deltas = Deltas::default();
-        for &(writer, delta) in entries.deltas[start..end].iter().rev() {
-            match delta {
-                Some(delta) => deltas.add_below(delta),
-                None => return Read::Blocked(writer),
-            }
-        }
-        let Some(&(top, _)) = entries.deltas[start..end].last() else {
+        let Some(top) = top else {
             return full;
         };
         match full {
@@ -375,6 +365,18 @@ impl MvMemory {
         if let Read::Blocked(k) = full {
             return Err(k);
         }
+        let (deltas, _) = Self::deltas_above(&entries, full, tx)?;
+        Ok((full, deltas))
+    }
+
+    /// The deltas between `full` (the latest full write below `tx`, or the
+    /// block start) and `tx`, summed, with the highest of their writers;
+    /// `Err(k)`: an ESTIMATE of transaction `k` among them.
+    fn deltas_above(
+        entries: &Entries,
+        full: Read,
+        tx: TxIdx,
+    ) -> Result<(Deltas, Option<TxIdx>), TxIdx> {
         let from = match full {
             Read::Written { tx: writer, .. } => writer + 1,
             _ => 0,
@@ -388,7 +390,10 @@ impl MvMemory {
                 None => return Err(writer),
             }
         }
-        Ok((full, deltas))
+        Ok((
+            deltas,
+            entries.deltas[start..end].last().map(|&(top, _)| top),
+        ))
     }
 
     /// The latest full write to `location` below transaction `tx`, ignoring

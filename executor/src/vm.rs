@@ -984,6 +984,27 @@ mod tests {
     use super::*;
     use pel_state::InMemoryState;
 
+    /// The block beneficiary of these tests.
+    const BENEFICIARY: Address = Address::with_last_byte(0xcb);
+
+    /// What the workers of a Cancun block with [`BENEFICIARY`] share.
+    fn shared<'a>(
+        base: &'a InMemoryState,
+        mv: &'a MvMemory,
+        code: &'a Arc<CodeCache>,
+    ) -> Shared<'a, InMemoryState> {
+        Shared {
+            base,
+            mv,
+            code,
+            beneficiary: BENEFICIARY,
+            spec: SpecId::CANCUN,
+            precompiles: revm::precompile::Precompiles::new(
+                revm::precompile::PrecompileSpecId::from_spec_id(SpecId::CANCUN),
+            ),
+        }
+    }
+
     /// A shifted contract stays valid while its balance covers what its
     /// transaction sent (the least balance recorded) and its nonce and code
     /// stay; with no least balance, other transactions' deltas do not matter,
@@ -1001,16 +1022,7 @@ mod tests {
         base.insert_account(contract, info, []);
         let mv = MvMemory::new(4);
         let code = Arc::new(CodeCache::default());
-        let shared = Shared {
-            base: &base,
-            mv: &mv,
-            code: &code,
-            beneficiary: Address::with_last_byte(0xcb),
-            spec: SpecId::CANCUN,
-            precompiles: revm::precompile::Precompiles::new(
-                revm::precompile::PrecompileSpecId::from_spec_id(SpecId::CANCUN),
-            ),
-        };
+        let shared = shared(&base, &mv, &code);
         let seen = shared.resolve_account(contract, 3).unwrap();
         let needs_30 = [ReadRecord::Shifted(contract, seen, U256::from(30), None)];
         let needs_none = [ReadRecord::Shifted(contract, seen, U256::ZERO, None)];
@@ -1048,20 +1060,11 @@ mod tests {
     /// have been cut at zero).
     #[test]
     fn the_beneficiarys_payouts_come_off_its_fees() {
-        let beneficiary = Address::with_last_byte(0xcb);
+        let beneficiary = BENEFICIARY;
         let base = InMemoryState::new();
         let mv = MvMemory::new(4);
         let code = Arc::new(CodeCache::default());
-        let shared = Shared {
-            base: &base,
-            mv: &mv,
-            code: &code,
-            beneficiary,
-            spec: SpecId::CANCUN,
-            precompiles: revm::precompile::Precompiles::new(
-                revm::precompile::PrecompileSpecId::from_spec_id(SpecId::CANCUN),
-            ),
-        };
+        let shared = shared(&base, &mv, &code);
         let location = Location::Account(beneficiary);
         let balance = |tx| {
             shared
@@ -1107,16 +1110,7 @@ mod tests {
         base.insert_account(sender, AccountInfo::with_balance(U256::from(100)), []);
         let mv = MvMemory::new(3);
         let code = Arc::new(CodeCache::default());
-        let shared = Shared {
-            base: &base,
-            mv: &mv,
-            code: &code,
-            beneficiary: Address::with_last_byte(0xcb),
-            spec: SpecId::CANCUN,
-            precompiles: revm::precompile::Precompiles::new(
-                revm::precompile::PrecompileSpecId::from_spec_id(SpecId::CANCUN),
-            ),
-        };
+        let shared = shared(&base, &mv, &code);
         let credit = |amount: u64| {
             let delta = Delta::Credit(U256::from(amount));
             mv.record(
