@@ -26,13 +26,22 @@
 //! nothing costs its own execution only when a lower transaction changes
 //! what it read.
 //!
+//! A *heavy chain* starts early the same way, as one: a sender's heavy
+//! contract calls in a row, led by the latest heavy call before them to the
+//! same function of the same contract (see [`early_starts`]). In 9069000, a
+//! bot's seven 400,000-gas calls near the block's end, each waiting for the
+//! one before, and another sender's call to the same function before them,
+//! were half of the block's work; started in order, they ran one after the
+//! other while the other worker had nothing left to do. Started without
+//! their lead, they all ran again once it executed, so the lead comes first.
+//!
 //! Invariants: every hint of transaction `k` names a transaction below `k`,
 //! so waits form no cycle; and a hint only delays a transaction until its
 //! blocker has executed once. A wrong guess costs parallelism, never
 //! correctness: validation still checks every read.
 
 use crate::{block::BlockInput, scheduler::TxIdx};
-use alloy_primitives::{map::HashMap, Address};
+use alloy_primitives::{map::HashMap, Address, TxKind};
 
 /// The largest distance between the two transactions of one sender that are
 /// taken for a bundle's opening and closing trades.
@@ -67,33 +76,108 @@ pub fn wait_hints(block: &BlockInput) -> Vec<Hints> {
 }
 
 /// The least share of the block's gas (numerator, denominator) a
-/// transaction's gas limit must reach for it to start early.
+/// transaction's gas limit, or a chain's, must reach for it to start early.
 pub const EARLY_GAS_SHARE: (u64, u64) = (1, 20);
 
-/// The transactions of `block` to start early on `threads` workers, latest
-/// first (see the module docs): a gas limit whose share of `gas` (the
-/// block's gas used) is at least [`EARLY_GAS_SHARE`] and at least the share
-/// of transactions after it over `threads - 1`, and no wait (`hints`): a
-/// transaction that waits for a lower one would only be suspended.
+/// The least share of the block's gas (numerator, denominator) the gas limit
+/// of each link of a heavy chain must reach (see [`early_starts`]).
+pub const CHAIN_LINK_SHARE: (u64, u64) = (1, 40);
+
+/// The transactions of `block` to start early on `threads` workers (see the
+/// module docs), in the order to start them: chains whose first transaction
+/// comes latest first, each chain's links in block order.
+///
+/// A *heavy* transaction calls a function of a contract with a gas limit of
+/// at least [`CHAIN_LINK_SHARE`] of `gas` (the block's gas used). A chain is
+/// a sender's heavy transactions in a row (each waits for the one before
+/// it), led by the latest heavy transaction before them that calls the same
+/// function of the same contract, if any (they most likely read what it
+/// writes: started without it, the chain would run again after it). A
+/// chain, or a lone transaction, starts early when its gas limits add up to
+/// at least [`EARLY_GAS_SHARE`] of `gas` and at least the share of the other
+/// transactions after its first one over `threads - 1`, and nothing in it
+/// waits (`hints`) for a transaction outside it: it would only be suspended.
 pub fn early_starts(block: &BlockInput, hints: &[Hints], gas: u64, threads: usize) -> Vec<TxIdx> {
-    let (num, den) = (u128::from(EARLY_GAS_SHARE.0), u128::from(EARLY_GAS_SHARE.1));
     let n = block.transactions.len();
     let others = threads.saturating_sub(1) as u128;
-    if others == 0 {
+    if others == 0 || hints.len() != n {
         return Vec::new();
     }
-    let gas = u128::from(gas);
-    (0..n)
-        .rev()
-        .filter(|&k| {
-            let limit = u128::from(block.transactions[k].env.gas_limit);
-            let after = (n - k - 1) as u128;
-            // limit / gas >= num / den and >= after / n / others, in integers.
-            limit * den >= gas * num
-                && limit * n as u128 * others >= gas * after
-                && hints.get(k).is_some_and(|h| h.iter().all(Option::is_none))
-        })
-        .collect()
+    let gas128 = u128::from(gas);
+    let limit = |k: TxIdx| u128::from(block.transactions[k].env.gas_limit);
+    let (link_num, link_den) = (
+        u128::from(CHAIN_LINK_SHARE.0),
+        u128::from(CHAIN_LINK_SHARE.1),
+    );
+    let call = |k: TxIdx| {
+        let env = &block.transactions[k].env;
+        match (env.kind, env.data.get(..4)) {
+            (TxKind::Call(to), Some(selector)) if limit(k) * link_den >= gas128 * link_num => {
+                let mut key = [0u8; 4];
+                key.copy_from_slice(selector);
+                Some((to, key))
+            }
+            _ => None,
+        }
+    };
+    let calls: Vec<_> = (0..n).map(call).collect();
+    // Each heavy call's sender's next heavy call, and the latest heavy call
+    // before it to the same function.
+    let mut next = vec![None; n];
+    let mut previous_call = vec![None; n];
+    let mut by_sender: HashMap<Address, TxIdx> = HashMap::default();
+    let mut by_call: HashMap<(Address, [u8; 4]), TxIdx> = HashMap::default();
+    for k in 0..n {
+        let Some(key) = calls[k] else {
+            continue;
+        };
+        if let Some(before) = by_sender.insert(block.transactions[k].sender, k) {
+            next[before] = Some(k);
+        }
+        previous_call[k] = by_call.insert(key, k);
+    }
+    let mut in_chain = vec![false; n];
+    for k in next.iter().flatten() {
+        in_chain[*k] = true;
+    }
+    let (num, den) = (u128::from(EARLY_GAS_SHARE.0), u128::from(EARLY_GAS_SHARE.1));
+    let mut early = Vec::new();
+    let mut chain = Vec::new();
+    for head in (0..n).rev() {
+        if in_chain[head] {
+            continue;
+        }
+        chain.clear();
+        if next[head].is_some() {
+            if let Some(lead) = previous_call[head].filter(|&p| !in_chain[p] && next[p].is_none()) {
+                in_chain[lead] = true;
+                chain.push(lead);
+            }
+        }
+        let mut at = Some(head);
+        while let Some(k) = at {
+            chain.push(k);
+            at = next[k];
+        }
+        let first = chain[0];
+        let total: u128 = chain.iter().map(|&k| limit(k)).sum();
+        let after = (n - first - chain.len()) as u128;
+        // Every wait of a link names an earlier link of the chain.
+        let self_contained = chain.iter().enumerate().all(|(i, &k)| {
+            hints[k]
+                .iter()
+                .flatten()
+                .all(|blocker| chain[..i].contains(blocker))
+        });
+        // total / gas >= num / den and >= after / n / others, in integers.
+        if self_contained
+            && total * den >= gas128 * num
+            && total * n as u128 * others >= gas128 * after
+        {
+            early.extend_from_slice(&chain);
+        }
+    }
+    early
 }
 
 /// For each transaction, the previous transaction of the same sender.
@@ -113,7 +197,7 @@ fn previous_by_sender(block: &BlockInput) -> Vec<Option<TxIdx>> {
 mod tests {
     use super::*;
     use crate::PreparedTx;
-    use alloy_primitives::B256;
+    use alloy_primitives::{Bytes, B256};
     use revm::context::TxEnv;
 
     fn block(senders: &[u8]) -> BlockInput {
@@ -151,6 +235,43 @@ mod tests {
         assert_eq!(early_starts(&b, &hints, 1000, 3), vec![9, 7, 6, 4, 0]);
         assert!(early_starts(&b, &hints, 1000, 1).is_empty());
         assert!(early_starts(&b, &hints, 100_000, 2).is_empty());
+    }
+
+    #[test]
+    fn a_heavy_chain_starts_early_led_by_the_call_before_it() {
+        // Sender 9 calls the same function of contract 0xaa at 5, 6 and 7;
+        // sender 4 called it at 3, and sender 8 at 1, further up; 2 calls
+        // another function.
+        let mut b = block(&[1, 8, 2, 4, 3, 9, 9, 9, 5, 6]);
+        let call = |to: u8, selector: u8| {
+            (
+                TxKind::Call(Address::with_last_byte(to)),
+                Bytes::from(vec![selector, 0, 0, 0, 1]),
+            )
+        };
+        for (k, tx) in b.transactions.iter_mut().enumerate() {
+            tx.env.gas_limit = 10;
+            let (kind, data) = match k {
+                1 | 3 | 5..=7 => call(0xaa, 1),
+                2 => call(0xaa, 2),
+                _ => call(0xbb, 1),
+            };
+            (tx.env.kind, tx.env.data) = (kind, data);
+        }
+        for k in [1, 2, 3, 5, 6, 7] {
+            b.transactions[k].env.gas_limit = 100;
+        }
+        let hints = wait_hints(&b);
+        // 3, 5, 6 and 7 add up to 400 of 1000 against two others after 3;
+        // alone, none outlasts the rest.
+        assert_eq!(early_starts(&b, &hints, 1000, 2), vec![3, 5, 6, 7]);
+        // Lighter links (below 1/40 of the gas) chain nothing.
+        assert!(early_starts(&b, &hints, 5000, 2).is_empty());
+        // Plain transfers (no call data) are no links.
+        for tx in &mut b.transactions {
+            tx.env.data = Bytes::new();
+        }
+        assert!(early_starts(&b, &hints, 1000, 2).is_empty());
     }
 
     #[test]
