@@ -13,6 +13,18 @@
 //!   aborted incarnation was most often the first victim of such a bundle at
 //!   the top of the block, run beside the opening trade.
 //!
+//! - A contract call waits for the latest call to the same function (the
+//!   same selector) of the same contract by another sender at most
+//!   [`CALL_SPAN`] transactions before it: searchers racing for one
+//!   opportunity, users of one pool or one sale, all reading the slots the
+//!   first of them writes. On the 20 largest captured mainnet blocks run
+//!   through Block-STM, these waits cut the re-executions from about 100 to
+//!   about 32 a pass and the parallel time by 5-7% (10760440: 27 to 5 and
+//!   1.59x to 1.7-1.8x; 12522062: 38 to 2-3). Calls to one function that do
+//!   not conflict (transfers of one token between different holders) only
+//!   run in a slightly different order: the wait ends when the earlier call
+//!   has executed, which on two workers is usually at once.
+//!
 //! Apart from waits, a transaction that would still be running when the
 //! other workers have finished the rest of the block is started early,
 //! beside the in-order execution: one whose gas limit, as a share of the
@@ -40,22 +52,38 @@
 //! blocker has executed once. A wrong guess costs parallelism, never
 //! correctness: validation still checks every read.
 
-use crate::{block::BlockInput, scheduler::TxIdx};
+use crate::{block::BlockInput, scheduler::TxIdx, PreparedTx};
 use alloy_primitives::{map::HashMap, Address, TxKind};
 
 /// The largest distance between the two transactions of one sender that are
 /// taken for a bundle's opening and closing trades.
 pub const BUNDLE_SPAN: usize = 4;
 
-/// What one transaction waits for: its sender's previous transaction, and the
+/// The largest distance from a contract call to the earlier call of the same
+/// function by another sender that it waits for.
+pub const CALL_SPAN: usize = 8;
+
+/// What one transaction waits for: its sender's previous transaction, the
 /// opening trade of the bundle it sits in (or, for a closing trade, the
-/// transaction just before it).
-pub type Hints = [Option<TxIdx>; 2];
+/// transaction just before it), and the latest nearby call to the same
+/// function by another sender.
+pub type Hints = [Option<TxIdx>; 3];
 
 /// The hints of each of `block`'s transactions (see the module docs).
 pub fn wait_hints(block: &BlockInput) -> Vec<Hints> {
     let previous = previous_by_sender(block);
-    let mut hints: Vec<Hints> = previous.iter().map(|p| [*p, None]).collect();
+    let mut hints: Vec<Hints> = previous.iter().map(|p| [*p, None, None]).collect();
+    let mut last_call: HashMap<(Address, [u8; 4]), TxIdx> = HashMap::default();
+    for (k, tx) in block.transactions.iter().enumerate() {
+        let Some(key) = call_key(tx) else {
+            continue;
+        };
+        if let Some(before) = last_call.insert(key, k) {
+            if k - before <= CALL_SPAN && block.transactions[before].sender != tx.sender {
+                hints[k][2] = Some(before);
+            }
+        }
+    }
     let mut bundle = |k: TxIdx, blocker: TxIdx| {
         let slot = &mut hints[k][1];
         *slot = Some(slot.map_or(blocker, |b| b.max(blocker)));
@@ -109,18 +137,11 @@ pub fn early_starts(block: &BlockInput, hints: &[Hints], gas: u64, threads: usiz
         u128::from(CHAIN_LINK_SHARE.0),
         u128::from(CHAIN_LINK_SHARE.1),
     );
-    let call = |k: TxIdx| {
-        let env = &block.transactions[k].env;
-        match (env.kind, env.data.get(..4)) {
-            (TxKind::Call(to), Some(selector)) if limit(k) * link_den >= gas128 * link_num => {
-                let mut key = [0u8; 4];
-                key.copy_from_slice(selector);
-                Some((to, key))
-            }
-            _ => None,
-        }
-    };
-    let calls: Vec<_> = (0..n).map(call).collect();
+    let calls: Vec<_> = (0..n)
+        .map(|k| {
+            call_key(&block.transactions[k]).filter(|_| limit(k) * link_den >= gas128 * link_num)
+        })
+        .collect();
     // Each heavy call's sender's next heavy call, and the latest heavy call
     // before it to the same function.
     let mut next = vec![None; n];
@@ -180,6 +201,18 @@ pub fn early_starts(block: &BlockInput, hints: &[Hints], gas: u64, threads: usiz
     early
 }
 
+/// The contract and function (selector) `tx` calls, if it calls one.
+fn call_key(tx: &PreparedTx) -> Option<(Address, [u8; 4])> {
+    match (tx.env.kind, tx.env.data.get(..4)) {
+        (TxKind::Call(to), Some(selector)) => {
+            let mut key = [0u8; 4];
+            key.copy_from_slice(selector);
+            Some((to, key))
+        }
+        _ => None,
+    }
+}
+
 /// For each transaction, the previous transaction of the same sender.
 fn previous_by_sender(block: &BlockInput) -> Vec<Option<TxIdx>> {
     // Sized up front: growing the map cost a twentieth of a chained block.
@@ -196,7 +229,6 @@ fn previous_by_sender(block: &BlockInput) -> Vec<Option<TxIdx>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::PreparedTx;
     use alloy_primitives::{Bytes, B256};
     use revm::context::TxEnv;
 
@@ -240,8 +272,7 @@ mod tests {
     #[test]
     fn a_heavy_chain_starts_early_led_by_the_call_before_it() {
         // Sender 9 calls the same function of contract 0xaa at 5, 6 and 7;
-        // sender 4 called it at 3, and sender 8 at 1, further up; 2 calls
-        // another function.
+        // sender 4 called it at 3; 1 and 2 call another function.
         let mut b = block(&[1, 8, 2, 4, 3, 9, 9, 9, 5, 6]);
         let call = |to: u8, selector: u8| {
             (
@@ -252,8 +283,8 @@ mod tests {
         for (k, tx) in b.transactions.iter_mut().enumerate() {
             tx.env.gas_limit = 10;
             let (kind, data) = match k {
-                1 | 3 | 5..=7 => call(0xaa, 1),
-                2 => call(0xaa, 2),
+                3 | 5..=7 => call(0xaa, 1),
+                1 | 2 => call(0xaa, 2),
                 _ => call(0xbb, 1),
             };
             (tx.env.kind, tx.env.data) = (kind, data);
@@ -275,10 +306,42 @@ mod tests {
     }
 
     #[test]
+    fn a_call_waits_for_a_nearby_call_to_the_same_function_by_another_sender() {
+        let mut b = block(&[1, 2, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
+        let call = |to: u8, selector: u8| {
+            (
+                TxKind::Call(Address::with_last_byte(to)),
+                Bytes::from(vec![selector, 0, 0, 0]),
+            )
+        };
+        for (k, tx) in b.transactions.iter_mut().enumerate() {
+            (tx.env.kind, tx.env.data) = match k {
+                // 0xaa's function 1 at 0, 1, 2 and 12; function 2 at 3;
+                // 0xbb's function 1 at 4; a plain transfer to 0xaa at 5.
+                0..=2 | 12 => call(0xaa, 1),
+                3 => call(0xaa, 2),
+                4 => call(0xbb, 1),
+                5 => (TxKind::Call(Address::with_last_byte(0xaa)), Bytes::new()),
+                _ => call(0xcc, k as u8),
+            };
+        }
+        let calls: Vec<_> = wait_hints(&b).iter().map(|h| h[2]).collect();
+        // 1 waits for 0; 2 (sender 1 again) waits for 1, not for its own
+        // earlier call; 12 is more than CALL_SPAN after 2.
+        assert_eq!(calls[1], Some(0));
+        assert_eq!(calls[2], Some(1));
+        assert_eq!(calls.iter().flatten().count(), 2, "{calls:?}");
+    }
+
+    #[test]
     fn a_sender_chain_waits_link_by_link() {
         assert_eq!(
             wait_hints(&block(&[1, 1, 1])),
-            vec![[None, None], [Some(0), None], [Some(1), None]]
+            vec![
+                [None, None, None],
+                [Some(0), None, None],
+                [Some(1), None, None]
+            ]
         );
     }
 
@@ -289,11 +352,11 @@ mod tests {
         assert_eq!(
             wait_hints(&block(&[9, 1, 2, 9, 3])),
             vec![
-                [None, None],
-                [None, Some(0)],
-                [None, Some(0)],
-                [Some(0), Some(2)],
-                [None, None],
+                [None, None, None],
+                [None, Some(0), None],
+                [None, Some(0), None],
+                [Some(0), Some(2), None],
+                [None, None, None],
             ]
         );
     }
@@ -301,7 +364,7 @@ mod tests {
     #[test]
     fn far_apart_transactions_of_one_sender_are_no_bundle() {
         let hints = wait_hints(&block(&[9, 1, 2, 3, 4, 9]));
-        assert_eq!(hints[5], [Some(0), None]);
+        assert_eq!(hints[5], [Some(0), None, None]);
         assert!(hints[1..5].iter().all(|h| h[1].is_none()));
     }
 
@@ -309,10 +372,10 @@ mod tests {
     fn overlapping_bundles_wait_for_the_nearest_opening_and_never_upwards() {
         // 9 opens at 0 and closes at 2; 8 opens at 1 and closes at 4.
         let hints = wait_hints(&block(&[9, 8, 9, 7, 8]));
-        assert_eq!(hints[1], [None, Some(0)]);
-        assert_eq!(hints[2], [Some(0), Some(1)]);
-        assert_eq!(hints[3], [None, Some(1)]);
-        assert_eq!(hints[4], [Some(1), Some(3)]);
+        assert_eq!(hints[1], [None, Some(0), None]);
+        assert_eq!(hints[2], [Some(0), Some(1), None]);
+        assert_eq!(hints[3], [None, Some(1), None]);
+        assert_eq!(hints[4], [Some(1), Some(3), None]);
         for (k, h) in hints.iter().enumerate() {
             assert!(h.iter().flatten().all(|&b| b < k), "{k}: {h:?}");
         }
