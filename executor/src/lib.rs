@@ -15,6 +15,7 @@ pub mod commit;
 pub mod env;
 pub mod error;
 pub mod hints;
+pub mod janitor;
 pub mod journal;
 pub mod mv_memory;
 pub mod parallel;

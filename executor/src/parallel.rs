@@ -28,6 +28,7 @@ use crate::{
     commit::{CommittedBlock, Committer},
     error::ExecError,
     hints,
+    janitor::Janitor,
     mv_memory::{Location, MvMemory, Value},
     partition::{self, Grouping, Plan, Target},
     profile::{self, BlockProfile, TxTrace},
@@ -340,8 +341,9 @@ fn block_gas(block: &BlockInput) -> u64 {
     }
 }
 
-/// Blocks with at least this many transactions free their bookkeeping on a
-/// background thread.
+/// Blocks with at least this many transactions leave their clean-up to the
+/// janitor; smaller ones clean up at once (on two cores, background work
+/// competes with the next block's workers, and theirs is cheap).
 const BACKGROUND_DROP_MIN_TXS: usize = 256;
 
 /// Stack size of a worker thread: deep call stacks (1024 frames) need more
@@ -356,6 +358,9 @@ pub struct ParallelExecutor {
     /// The multi-version memory of the previous block, cleared off the
     /// critical path, for the next block to reuse.
     spare_mv: Arc<Mutex<Option<MvMemory>>>,
+    /// Frees each block's bookkeeping and clears its multi-version memory
+    /// in the background.
+    janitor: Janitor,
     /// When to fall back to the sequential executor.
     pub cost_model: CostModel,
     /// What each code (by hash) may reach, as the partitioned plan asks.
@@ -417,6 +422,7 @@ impl ParallelExecutor {
             pool,
             threads,
             spare_mv: Arc::default(),
+            janitor: Janitor::new(),
             cost_model: CostModel::default(),
             targets: Mutex::default(),
         })
@@ -735,7 +741,6 @@ impl ParallelExecutor {
                 }
             });
         }
-        let mut garbage = Vec::new();
         let mut stats = ParallelStats {
             parallel: true,
             partitioned: false,
@@ -761,43 +766,44 @@ impl ParallelExecutor {
             committer.finish()?
         };
 
-        // The parallel phase's bookkeeping is large for big blocks; free it off
-        // the critical path.
-        let mut traces = Vec::with_capacity(if keep_writes { n } else { 0 });
-        for slot in slots {
-            let slot = slot.into_inner().unwrap_or_else(|e| e.into_inner());
-            if !stats.fell_back {
-                stats.work_ns += slot.time_ns;
-            }
-            if keep_writes {
-                traces.push(TxTrace {
-                    reads: slot.reads,
-                    writes: slot.writes,
-                    paid_fee: slot.paid_fee,
-                    gas: slot.gas,
-                    time_ns: slot.time_ns,
-                    incarnations: slot.incarnations,
-                });
-            } else if n >= BACKGROUND_DROP_MIN_TXS {
-                garbage.push(slot.reads);
-            }
+        // The parallel phase's bookkeeping is large for big blocks: the
+        // janitor frees it, and clears the multi-version memory for the next
+        // block, off the critical path (see [`BACKGROUND_DROP_MIN_TXS`]).
+        if !stats.fell_back {
+            stats.work_ns = slots.iter().map(|slot| lock(slot).time_ns).sum();
         }
-        let profile = (keep_writes && !stats.fell_back)
-            .then(|| profile::profile(&traces, header.beneficiary, stats.reexecutions));
+        let (profile, garbage) = if keep_writes {
+            let traces: Vec<TxTrace> = slots
+                .into_iter()
+                .map(|slot| {
+                    let slot = slot.into_inner().unwrap_or_else(|e| e.into_inner());
+                    TxTrace {
+                        reads: slot.reads,
+                        writes: slot.writes,
+                        paid_fee: slot.paid_fee,
+                        gas: slot.gas,
+                        time_ns: slot.time_ns,
+                        incarnations: slot.incarnations,
+                    }
+                })
+                .collect();
+            let profile = (!stats.fell_back)
+                .then(|| profile::profile(&traces, header.beneficiary, stats.reexecutions));
+            (profile, Box::new(traces) as Box<dyn Send>)
+        } else {
+            (None, Box::new(slots) as Box<dyn Send>)
+        };
         let spare = Arc::clone(&self.spare_mv);
-        let recycle = move |mut mv: MvMemory| {
+        let clean_up = move || {
+            drop((scheduler, garbage));
+            let mut mv = mv;
             mv.clear();
             *lock(&spare) = Some(mv);
         };
         if n >= BACKGROUND_DROP_MIN_TXS {
-            garbage.extend(traces.into_iter().map(|t| t.reads));
-            let garbage = (scheduler, garbage);
-            std::thread::spawn(move || {
-                drop(garbage);
-                recycle(mv);
-            });
+            self.janitor.run(clean_up);
         } else {
-            recycle(mv);
+            clean_up();
         }
 
         // The committed transactions go on top of the pre-block calls, then
