@@ -81,19 +81,20 @@ pub type Hints = [Option<TxIdx>; 3];
 pub fn wait_hints(block: &BlockInput) -> Vec<Hints> {
     let previous = previous_by_sender(block);
     let mut hints: Vec<Hints> = previous.iter().map(|p| [*p, None, None]).collect();
-    let mut calls: HashMap<(Address, [u8; 4]), usize> = HashMap::default();
-    for key in block.transactions.iter().filter_map(call_key) {
-        *calls.entry(key).or_default() += 1;
+    let keys: Vec<Option<CallKey>> = block.transactions.iter().map(call_key).collect();
+    let mut calls: HashMap<CallKey, usize> = HashMap::default();
+    for key in keys.iter().flatten() {
+        *calls.entry(*key).or_default() += 1;
     }
-    let mut last_call: HashMap<(Address, [u8; 4]), TxIdx> = HashMap::default();
-    for (k, tx) in block.transactions.iter().enumerate() {
-        let Some(key) =
-            call_key(tx).filter(|key| calls.get(key).is_some_and(|&c| c <= CALL_RACE_MAX))
+    let mut last_call: HashMap<CallKey, TxIdx> = HashMap::default();
+    for (k, key) in keys.into_iter().enumerate() {
+        let Some(key) = key.filter(|key| calls.get(key).is_some_and(|&c| c <= CALL_RACE_MAX))
         else {
             continue;
         };
         if let Some(before) = last_call.insert(key, k) {
-            if k - before <= CALL_SPAN && block.transactions[before].sender != tx.sender {
+            let sender = |i: TxIdx| block.transactions[i].sender;
+            if k - before <= CALL_SPAN && sender(before) != sender(k) {
                 hints[k][2] = Some(before);
             }
         }
@@ -161,7 +162,7 @@ pub fn early_starts(block: &BlockInput, hints: &[Hints], gas: u64, threads: usiz
     let mut next = vec![None; n];
     let mut previous_call = vec![None; n];
     let mut by_sender: HashMap<Address, TxIdx> = HashMap::default();
-    let mut by_call: HashMap<(Address, [u8; 4]), TxIdx> = HashMap::default();
+    let mut by_call: HashMap<CallKey, TxIdx> = HashMap::default();
     for k in 0..n {
         let Some(key) = calls[k] else {
             continue;
@@ -215,8 +216,11 @@ pub fn early_starts(block: &BlockInput, hints: &[Hints], gas: u64, threads: usiz
     early
 }
 
-/// The contract and function (selector) `tx` calls, if it calls one.
-fn call_key(tx: &PreparedTx) -> Option<(Address, [u8; 4])> {
+/// A contract and one of its functions (the selector).
+type CallKey = (Address, [u8; 4]);
+
+/// The contract and function `tx` calls, if it calls one.
+fn call_key(tx: &PreparedTx) -> Option<CallKey> {
     match (tx.env.kind, tx.env.data.get(..4)) {
         (TxKind::Call(to), Some(selector)) => {
             let mut key = [0u8; 4];
@@ -283,17 +287,19 @@ mod tests {
         assert!(early_starts(&b, &hints, 100_000, 2).is_empty());
     }
 
+    /// A call to function `selector` of contract `to`, with an argument.
+    fn call(to: u8, selector: u8) -> (TxKind, Bytes) {
+        (
+            TxKind::Call(Address::with_last_byte(to)),
+            Bytes::from(vec![selector, 0, 0, 0, 1]),
+        )
+    }
+
     #[test]
     fn a_heavy_chain_starts_early_led_by_the_call_before_it() {
         // Sender 9 calls the same function of contract 0xaa at 5, 6 and 7;
         // sender 4 called it at 3; 1 and 2 call another function.
         let mut b = block(&[1, 8, 2, 4, 3, 9, 9, 9, 5, 6]);
-        let call = |to: u8, selector: u8| {
-            (
-                TxKind::Call(Address::with_last_byte(to)),
-                Bytes::from(vec![selector, 0, 0, 0, 1]),
-            )
-        };
         for (k, tx) in b.transactions.iter_mut().enumerate() {
             tx.env.gas_limit = 10;
             let (kind, data) = match k {
@@ -322,12 +328,6 @@ mod tests {
     #[test]
     fn a_call_waits_for_a_nearby_call_to_the_same_function_by_another_sender() {
         let mut b = block(&[1, 2, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
-        let call = |to: u8, selector: u8| {
-            (
-                TxKind::Call(Address::with_last_byte(to)),
-                Bytes::from(vec![selector, 0, 0, 0]),
-            )
-        };
         for (k, tx) in b.transactions.iter_mut().enumerate() {
             (tx.env.kind, tx.env.data) = match k {
                 // 0xaa's function 1 at 0, 1, 2 and 12; function 2 at 3;
