@@ -53,12 +53,43 @@ use std::sync::{
 const SCAN_MAX: usize = 1024;
 
 /// A versioned state location.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Location {
     /// Balance, nonce, code hash and existence of an account.
     Account(Address),
     /// One storage slot.
     Storage(Address, U256),
+}
+
+/// Fed to the hasher in whole words: every read, record and validation
+/// hashes a location, and the derived hash (a tag, a length and a byte
+/// slice per field) cost a slow path of the hasher for each field.
+impl std::hash::Hash for Location {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let (head, tail) = address_words(match self {
+            Self::Account(address) | Self::Storage(address, _) => address,
+        });
+        state.write_u128(head);
+        match self {
+            Self::Account(_) => state.write_u64(u64::from(tail)),
+            Self::Storage(_, slot) => {
+                let [l0, l1, l2, l3] = *slot.as_limbs();
+                state.write_u128(u128::from(l0) | (u128::from(l1) << 64));
+                state.write_u128(u128::from(l2) | (u128::from(l3) << 64));
+                // The tag beside the address's last bytes.
+                state.write_u64(u64::from(tail) | (1 << 32));
+            }
+        }
+    }
+}
+
+/// An address as its first sixteen bytes and its last four.
+fn address_words(address: &Address) -> (u128, u32) {
+    let mut head = [0u8; 16];
+    let mut tail = [0u8; 4];
+    head.copy_from_slice(&address[..16]);
+    tail.copy_from_slice(&address[16..]);
+    (u128::from_ne_bytes(head), u32::from_ne_bytes(tail))
 }
 
 /// An account's versioned record.
@@ -550,6 +581,42 @@ mod tests {
         mv.clear();
         assert_eq!(mv.epoch(), 0);
         assert!(!mv.checked_since(2, 1, 0));
+    }
+
+    /// The word-wise hash covers every byte of the address and of the slot,
+    /// and tells an account from its slots.
+    #[test]
+    fn every_byte_of_a_location_reaches_its_hash() {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let hash = |l: Location| {
+            BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(l)
+        };
+        let address = Address::repeat_byte(0x11);
+        let slot = U256::from_be_bytes([0x22; 32]);
+        let account = hash(Location::Account(address));
+        let storage = hash(Location::Storage(address, slot));
+        assert_ne!(account, storage);
+        assert_ne!(account, hash(Location::Storage(address, U256::ZERO)));
+        for i in 0..20 {
+            let mut other = address;
+            other[i] ^= 1;
+            assert_ne!(hash(Location::Account(other)), account, "address byte {i}");
+            assert_ne!(
+                hash(Location::Storage(other, slot)),
+                storage,
+                "address byte {i}"
+            );
+        }
+        for i in 0..32 {
+            let mut bytes = slot.to_be_bytes::<32>();
+            bytes[i] ^= 1;
+            let other = U256::from_be_bytes(bytes);
+            assert_ne!(
+                hash(Location::Storage(address, other)),
+                storage,
+                "slot byte {i}"
+            );
+        }
     }
 
     #[test]
