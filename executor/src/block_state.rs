@@ -15,7 +15,7 @@
 use crate::changes::{AccountChange, ChangeKind, TxChanges};
 use crate::{error::DbError, journal::StorageProbe, CodeCache};
 use alloy_primitives::{
-    map::{B256Map, HashMap, U256Map},
+    map::{AddressMap, B256Map, HashMap, U256Map},
     Address, Bytes, B256, U256,
 };
 use pel_state::{account::KECCAK_EMPTY, AccountDiff, AccountInfo, StateDiff, StateReader};
@@ -51,7 +51,7 @@ const RESERVE_MIN_TXS: usize = 1000;
 /// The cached part of a [`BlockState`], detached from its base.
 #[derive(Debug)]
 pub struct CachedState {
-    accounts: HashMap<Address, CachedAccount>,
+    accounts: AddressMap<CachedAccount>,
     code_cache: B256Map<Bytecode>,
     new_codes: B256Map<Bytes>,
 }
@@ -60,7 +60,7 @@ pub struct CachedState {
 #[derive(Debug)]
 pub struct BlockState<S> {
     base: S,
-    accounts: HashMap<Address, CachedAccount>,
+    accounts: AddressMap<CachedAccount>,
     code_cache: B256Map<Bytecode>,
     shared_code: Arc<CodeCache>,
     new_codes: B256Map<Bytes>,

@@ -61,7 +61,7 @@ use crate::{
     scheduler::TxIdx,
     CodeCache,
 };
-use alloy_primitives::{map::HashMap, Address, B256, U256};
+use alloy_primitives::{map::AddressMap, Address, B256, U256};
 use pel_state::{account::KECCAK_EMPTY, AccountInfo, StateReader};
 use revm::{
     bytecode::Bytecode,
@@ -377,8 +377,14 @@ pub(crate) fn lazy_holds(info: Option<AccountInfo>) -> bool {
 pub struct VmDb<'a, S> {
     shared: &'a Shared<'a, S>,
     tx: TxIdx,
-    accounts: HashMap<Address, AccountValue>,
-    storage: HashMap<(Address, U256), U256>,
+    accounts: AddressMap<AccountValue>,
+    /// The account of the latest lookup (an entry of `accounts`): a
+    /// contract's storage reads come in runs, each asking its account's last
+    /// wipe. Storage itself needs no cache: revm's journal keeps every slot
+    /// it loaded, so each slot is asked at most once per incarnation (a
+    /// repeated ask would resolve again and be recorded and validated like
+    /// the first).
+    last_account: Option<(Address, AccountValue)>,
     reads: Vec<ReadRecord>,
     deferred_error: Option<DbError>,
     /// This incarnation's plain-transfer target, if credited lazily.
@@ -394,8 +400,8 @@ impl<'a, S: StateReader> VmDb<'a, S> {
         Self {
             shared,
             tx,
-            accounts: HashMap::default(),
-            storage: HashMap::default(),
+            accounts: AddressMap::default(),
+            last_account: None,
             reads: Vec::new(),
             deferred_error: None,
             lazy: None,
@@ -407,7 +413,7 @@ impl<'a, S: StateReader> VmDb<'a, S> {
     fn reset(&mut self, tx: TxIdx, lazy: Option<LazyCredit>) {
         self.tx = tx;
         self.accounts.clear();
-        self.storage.clear();
+        self.last_account = None;
         self.reads.clear();
         self.deferred_error = None;
         self.lazy = lazy;
@@ -422,8 +428,14 @@ impl<'a, S: StateReader> VmDb<'a, S> {
     }
 
     fn account_value(&mut self, address: Address) -> Result<AccountValue, DbError> {
-        if let Some(v) = self.accounts.get(&address) {
-            return Ok(*v);
+        if let Some((last, v)) = self.last_account {
+            if last == address {
+                return Ok(v);
+            }
+        }
+        if let Some(&v) = self.accounts.get(&address) {
+            self.last_account = Some((address, v));
+            return Ok(v);
         }
         if self.lazy.is_some_and(|lazy| lazy.to == address) {
             let (writer, v) = self
@@ -432,6 +444,7 @@ impl<'a, S: StateReader> VmDb<'a, S> {
                 .map_err(Self::unresolved)?;
             if lazy_holds(v.info) {
                 self.accounts.insert(address, v);
+                self.last_account = Some((address, v));
                 self.lazy_seen = Some((v, writer));
                 self.reads.push(ReadRecord::Credited(address, v, writer));
                 return Ok(v);
@@ -442,6 +455,7 @@ impl<'a, S: StateReader> VmDb<'a, S> {
             .resolve_account_from(address, self.tx)
             .map_err(Self::unresolved)?;
         self.accounts.insert(address, v);
+        self.last_account = Some((address, v));
         self.reads.push(ReadRecord::Account(address, v, writer));
         Ok(v)
     }
@@ -489,15 +503,11 @@ impl<S: StateReader> Database for VmDb<'_, S> {
     }
 
     fn storage(&mut self, address: Address, index: U256) -> Result<U256, DbError> {
-        if let Some(v) = self.storage.get(&(address, index)) {
-            return Ok(*v);
-        }
         let last_wipe = self.account_value(address)?.last_wipe;
         let (writer, value) = self
             .shared
             .resolve_storage(address, index, last_wipe, self.tx)
             .map_err(Self::unresolved)?;
-        self.storage.insert((address, index), value);
         self.reads
             .push(ReadRecord::Storage(address, index, value, writer));
         Ok(value)
@@ -929,7 +939,7 @@ fn shift_balances<S>(
 /// appending a transfer's deltas does not reallocate.
 fn extract_writes(
     changes: &TxChanges,
-    read: &HashMap<Address, AccountValue>,
+    read: &AddressMap<AccountValue>,
     tx: TxIdx,
     extra: usize,
 ) -> Vec<(Location, Value)> {

@@ -4,7 +4,7 @@
 
 use crate::{root, AccountInfo, StateDiff, StateError, StateReader};
 use alloy_primitives::{
-    map::{HashMap, U256Map},
+    map::{AddressMap, HashMap, U256Map},
     Address, Bytes, B256, U256,
 };
 
@@ -20,7 +20,7 @@ pub struct MemAccount {
 /// A complete (or partial, for captured blocks) world state held in memory.
 #[derive(Clone, Debug, Default)]
 pub struct InMemoryState {
-    accounts: HashMap<Address, MemAccount>,
+    accounts: AddressMap<MemAccount>,
     codes: HashMap<B256, Bytes>,
     block_hashes: HashMap<u64, B256>,
 }
