@@ -62,8 +62,8 @@ pub enum Location {
 }
 
 /// Fed to the hasher in whole words: every read, record and validation
-/// hashes a location, and the derived hash (a tag, a length and a byte
-/// slice per field) cost a slow path of the hasher for each field.
+/// hashes a location, and the derived hash (a tag, then a length and a byte
+/// slice per field) took the hasher's path for long inputs once per field.
 impl std::hash::Hash for Location {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         let (head, tail) = address_words(match self {
