@@ -675,7 +675,7 @@ impl ParallelExecutor {
         // 2. The parallel phase, committing final results as they come.
         let pre_block = evm.ctx.journaled_state.inner.database.diff();
         let n = block.transactions.len();
-        let slots: Vec<Mutex<TxSlot>> = (0..n).map(|_| Mutex::default()).collect();
+        let mut slots: Vec<Mutex<TxSlot>> = (0..n).map(|_| Mutex::default()).collect();
         let mv = match lock(&self.spare_mv).take() {
             Some(mut mv) => {
                 mv.set_block_size(n);
@@ -770,7 +770,10 @@ impl ParallelExecutor {
         // janitor frees it, and clears the multi-version memory for the next
         // block, off the critical path (see [`BACKGROUND_DROP_MIN_TXS`]).
         if !stats.fell_back {
-            stats.work_ns = slots.iter().map(|slot| lock(slot).time_ns).sum();
+            stats.work_ns = slots
+                .iter_mut()
+                .map(|slot| slot.get_mut().unwrap_or_else(|e| e.into_inner()).time_ns)
+                .sum();
         }
         let (profile, garbage) = if keep_writes {
             let traces: Vec<TxTrace> = slots
