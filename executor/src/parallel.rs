@@ -294,15 +294,14 @@ impl CostModel {
         } else {
             policy.max_reaching_alone
         };
-        let plan = partition::plan(
-            block,
-            threads,
-            policy.grouping,
+        let limits = partition::Limits {
+            grouping: policy.grouping,
             max_reaching,
-            policy.min_sink_credits,
-            policy.min_split_share,
-            target,
-        )?;
+            min_sink_credits: policy.min_sink_credits,
+            min_split_share: policy.min_split_share,
+            min_predicted: policy.min_predicted,
+        };
+        let plan = partition::plan(block, threads, &limits, target)?;
         if policy.one_group_sequential && plan.groups == 1 && plan.reaching == 0.0 {
             Some(Route::Sequential)
         } else if plan.predicted >= policy.min_predicted && plan.reaching <= max_reaching {

@@ -127,7 +127,7 @@ pub struct Plan {
     /// payments are not keyed by them, so the payers' groups stay apart, and
     /// each bin hands over what it credited them (see [`run`]).
     pub sinks: Vec<Address>,
-    /// The block is a pool's payout block (see [`payouts_split`]) and no
+    /// The block is a pool's payout block (see [`scan`]) and no
     /// call names the beneficiary: its payouts to accounts without code are
     /// not keyed by it, so they spread across the bins, each starting from
     /// the beneficiary's nonce and a bounded balance ([`Payouts`]).
@@ -301,12 +301,34 @@ impl Groups {
     }
 }
 
+/// What a plan is built by, and what it must allow (a plan that cannot is
+/// given up as soon as that is known, so that a block bound for another
+/// route stops paying for its plan early).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Limits {
+    /// How transactions are grouped.
+    pub grouping: Grouping,
+    /// The largest share of the block's gas limits that calls into contracts
+    /// that reach others may hold ([`Plan::reaching`]).
+    pub max_reaching: f64,
+    /// How many plain transfers make their target a sink ([`Plan::sinks`]).
+    pub min_sink_credits: u32,
+    /// The least share of the block's gas limits the beneficiary's payouts,
+    /// or a sink's deposits, must hold to be split ([`Plan::split_payouts`]).
+    pub min_split_share: f64,
+    /// The least [`Plan::predicted`] the caller takes. The plan is given up
+    /// early when one group is sure to hold more than its share: the
+    /// beneficiary's payouts once a call names the beneficiary.
+    pub min_predicted: f64,
+}
+
 /// Groups `block`'s transactions and packs the groups into `bins` bins;
 /// `None` when a transaction rules the fast path out (see the module docs),
-/// or as soon as calls into contracts that reach others hold more than
-/// `max_reaching` of the block's gas limits (their group would hold at least
-/// as much, [`Plan::reaching`]), so that a block bound for Block-STM stops
-/// paying for its plan early.
+/// or as soon as it is known that the plan would not meet `limits`: calls
+/// into contracts that reach others hold more than `max_reaching` of the
+/// block's gas limits (their group would hold at least as much,
+/// [`Plan::reaching`]), or a call names the beneficiary in a block whose
+/// payouts, then one group, hold too much of them for `min_predicted`.
 ///
 /// `target(i, to)` tells what transaction `i`'s call target `to` may reach;
 /// it is asked once for each call [`asks_target`] names, in block order, and
@@ -315,44 +337,54 @@ impl Groups {
 pub fn plan(
     block: &BlockInput,
     bins: usize,
-    grouping: Grouping,
-    max_reaching: f64,
-    min_sink_credits: u32,
-    min_split_share: f64,
+    limits: &Limits,
     mut target: impl FnMut(TxIdx, Address) -> Target,
 ) -> Option<Plan> {
+    let &Limits {
+        grouping,
+        max_reaching,
+        min_sink_credits,
+        min_split_share,
+        min_predicted,
+    } = limits;
     let n = block.transactions.len();
     let beneficiary = block.header.beneficiary;
     if bins < 2 || n < 2 || u32::try_from(n).is_err() {
         return None;
     }
-    // Each key by a 64-bit hash of it, in an open-addressing table from hash
-    // to the first transaction with that key (a collision only joins two
-    // groups: the plan is then coarser, never wrong). A general hash map of
-    // the keys themselves cost five times as much on a block of transfers.
-    // At most three keys a transaction: the table stays under three
-    // quarters full.
-    let slots = n.saturating_mul(4).next_power_of_two();
-    let mut table: Vec<(u64, u32)> = vec![(0, 0); slots];
+    // Each key by a hash of it ([`KeyTable`]): a general hash map of the
+    // keys themselves cost five times as much on a block of transfers. At
+    // most three keys a transaction.
+    let mut table = KeyTable::new(n.saturating_mul(3));
     let mut groups = Groups {
         parent: (0..n as u32).collect(),
     };
-    let total = block.gas_limits();
+    // The transactions are read in two passes (each a few cache misses a
+    // transaction on a big block): this one, and the loop below, which keeps
+    // their gas limits for the groups' weights.
+    let (total, payout_gas) = scan(block);
     // Split when no call names the beneficiary (decided after the loop,
     // which keys the payouts by their sender only then).
-    let may_split = grouping == Grouping::Keys && payouts_split(block, total, min_split_share);
+    let payout_gas = payout_gas
+        .filter(|gas| grouping == Grouping::Keys && share(*gas, total) >= min_split_share);
+    let may_split = payout_gas.is_some();
+    // Unsplit, the payouts are one group: the plan cannot allow more than
+    // this.
+    let unsplit_bound = payout_gas.map_or(f64::INFINITY, |gas| 1.0 / share(gas, total));
     let mut names_beneficiary = false;
     let mut payouts: Vec<(u32, Address)> = Vec::new();
     let mut reaching = None;
     // Plain transfers with value, keyed by their target after the loop.
     let mut plain: Vec<(u32, Address)> = Vec::new();
     let mut reaching_gas = 0u64;
+    let mut gas_limits = Vec::with_capacity(n);
     for (i, tx) in block.transactions.iter().enumerate() {
         let i = i as u32;
         let env = &tx.env;
         if !env.authorization_list.is_empty() {
             return None;
         }
+        gas_limits.push(env.gas_limit);
         // What the call's target may reach, where the grouping depends on it.
         let reaches = asks_target(tx, beneficiary).map(|to| target(i as TxIdx, to));
         // The beneficiary's own payments are calls: `run_bin` watches that
@@ -360,7 +392,7 @@ pub fn plan(
         if tx.sender == beneficiary && env.kind.is_create() {
             return None;
         }
-        let mut key = |key: Key| insert_key(&mut table, &mut groups, i, key);
+        let mut key = |key: Key| table.insert(&mut groups, i, key);
         match env.kind {
             TxKind::Call(to) if may_split && tx.sender == beneficiary => payouts.push((i, to)),
             _ => key(Key::Account(tx.sender)),
@@ -385,7 +417,12 @@ pub fn plan(
                     // Also keyed by the target itself, so that a plain
                     // payment to it (a deposit into wrapped ether) joins.
                     Some(Target::Reaching | Target::Beneficiary) => {
-                        names_beneficiary |= reaches == Some(Target::Beneficiary);
+                        if reaches == Some(Target::Beneficiary) {
+                            names_beneficiary = true;
+                            if unsplit_bound < min_predicted {
+                                return None;
+                            }
+                        }
                         key(Key::Reaching);
                         key(Key::Account(to));
                         reaching.get_or_insert(i);
@@ -405,7 +442,7 @@ pub fn plan(
     let split_payouts = may_split && !names_beneficiary;
     for &(i, to) in &payouts {
         if !split_payouts || target(i as TxIdx, to) != Target::Account {
-            insert_key(&mut table, &mut groups, i, Key::Account(beneficiary));
+            table.insert(&mut groups, i, Key::Account(beneficiary));
         }
     }
     let sinks = if grouping == Grouping::Keys {
@@ -416,14 +453,14 @@ pub fn plan(
     };
     for &(i, to) in &plain {
         if !sinks.contains(&to) {
-            insert_key(&mut table, &mut groups, i, Key::Account(to));
+            table.insert(&mut groups, i, Key::Account(to));
         }
     }
     // Group weights (gas limits), then largest first into the lightest bin.
     let mut weight = vec![0u64; n];
-    for (i, tx) in block.transactions.iter().enumerate() {
+    for (i, gas) in gas_limits.into_iter().enumerate() {
         let root = groups.find(i as u32) as usize;
-        weight[root] = weight[root].saturating_add(tx.env.gas_limit);
+        weight[root] = weight[root].saturating_add(gas);
     }
     let reaching = match reaching {
         Some(tx) => share(weight[groups.find(tx) as usize], total),
@@ -462,36 +499,34 @@ pub fn plan(
     })
 }
 
-/// Whether the beneficiary's payouts may be split ([`Plan::split_payouts`]):
-/// its transactions hold at least `min_share` of the block's gas limits
-/// `total` (a pool's payout block: keyed by their sender, they would be one
-/// group that caps the plan), and each one is a plain payout, a call
-/// without data, access list, blobs or authorizations, of a value below
-/// 2^128, to another account. What each one costs the beneficiary is then
-/// bounded before it runs (its value and its gas limit at its price), and
-/// its nonce known.
-fn payouts_split(block: &BlockInput, total: u64, min_share: f64) -> bool {
+/// The block's gas limits, and those of the beneficiary's payouts when they
+/// may be split ([`Plan::split_payouts`]) if they hold enough of the block:
+/// there is one, and each one is a plain payout, a call without data, access
+/// list, blobs or authorizations, of a value below 2^128, to another
+/// account. What each one costs the beneficiary is then bounded before it
+/// runs (its value and its gas limit at its price), and its nonce known. A
+/// pool's payout block holds mostly these: keyed by their sender, they would
+/// be one group that caps the plan.
+fn scan(block: &BlockInput) -> (u64, Option<u64>) {
     let beneficiary = block.header.beneficiary;
-    let mut any = false;
-    let mut gas = 0u64;
+    let (mut total, mut payouts) = (0u64, 0u64);
+    let (mut any, mut plain) = (false, true);
     for tx in &block.transactions {
+        let env = &tx.env;
+        total = total.saturating_add(env.gas_limit);
         if tx.sender != beneficiary {
             continue;
         }
-        let env = &tx.env;
-        let plain = matches!(env.kind, TxKind::Call(to) if to != beneficiary)
+        plain &= matches!(env.kind, TxKind::Call(to) if to != beneficiary)
             && env.data.is_empty()
             && env.access_list.is_empty()
             && env.blob_hashes.is_empty()
             && env.authorization_list.is_empty()
             && env.value < MAX_LAZY_CREDIT;
-        if !plain {
-            return false;
-        }
         any = true;
-        gas = gas.saturating_add(env.gas_limit);
+        payouts = payouts.saturating_add(env.gas_limit);
     }
-    any && share(gas, total) >= min_share
+    (total, (any && plain).then_some(payouts))
 }
 
 /// What the beneficiary's split payouts may cost it, before each one.
@@ -555,39 +590,61 @@ impl Payouts {
     }
 }
 
-/// Adds transaction `i`'s `key` to the plan's `table` (open addressing from
-/// the key's hash to the first transaction with it), joining `i`'s group to
-/// that transaction's.
-fn insert_key(table: &mut [(u64, u32)], groups: &mut Groups, i: u32, key: Key) {
-    let mask = table.len() - 1;
-    let hash = key.hash().max(1);
-    let mut at = hash as usize & mask;
-    loop {
-        match table[at] {
-            (0, _) => {
-                table[at] = (hash, i);
-                return;
-            }
-            (h, first) if h == hash => {
-                groups.union(first, i);
-                return;
-            }
-            _ => at = (at + 1) & mask,
-        }
-    }
+/// The plan's keys: an open-addressing table from a key's hash to the first
+/// transaction with that key. An entry is one word, the hash's high half
+/// (never 0) over the transaction's index, in the slot the hash's low bits
+/// pick: the table of a 10,000-transaction block is half a megabyte, and its
+/// random probes stay in the core's cache. A collision (same high half, same
+/// probe run) only joins two groups: the plan is then coarser, never wrong.
+struct KeyTable {
+    slots: Vec<u64>,
 }
 
-/// Whether the plan's `table` holds `key`.
-fn has_key(table: &[(u64, u32)], key: Key) -> bool {
-    let mask = table.len() - 1;
-    let hash = key.hash().max(1);
-    let mut at = hash as usize & mask;
-    loop {
-        match table[at] {
-            (0, _) => return false,
-            (h, _) if h == hash => return true,
-            _ => at = (at + 1) & mask,
+impl KeyTable {
+    /// A table for up to `keys` keys, at most three quarters full.
+    fn new(keys: usize) -> Self {
+        let len = keys
+            .saturating_mul(4)
+            .div_ceil(3)
+            .max(4)
+            .next_power_of_two();
+        // Written, not zero-mapped: the probes then find its lines cached
+        // instead of faulting them in one by one.
+        let mut slots = Vec::with_capacity(len);
+        slots.resize(len, 0);
+        Self { slots }
+    }
+
+    /// The slot `key` is in, or the empty slot where it would go, and its
+    /// entry's tag.
+    fn find(&self, key: Key) -> (usize, u64) {
+        let hash = key.hash();
+        let tag = (hash >> 32).max(1) << 32;
+        let mask = self.slots.len() - 1;
+        let mut at = hash as usize & mask;
+        loop {
+            let entry = self.slots[at];
+            if entry == 0 || entry & !u64::from(u32::MAX) == tag {
+                return (at, tag);
+            }
+            at = (at + 1) & mask;
         }
+    }
+
+    /// Adds transaction `i`'s `key`, joining `i`'s group to that of the
+    /// first transaction with it.
+    fn insert(&mut self, groups: &mut Groups, i: u32, key: Key) {
+        let (at, tag) = self.find(key);
+        match self.slots[at] {
+            0 => self.slots[at] = tag | u64::from(i),
+            entry => groups.union(entry as u32, i),
+        }
+    }
+
+    /// Whether the table holds `key`.
+    fn contains(&self, key: Key) -> bool {
+        let (at, _) = self.find(key);
+        self.slots[at] != 0
     }
 }
 
@@ -609,7 +666,7 @@ const MAX_SINKS: usize = 4;
 fn find_sinks(
     block: &BlockInput,
     plain: &[(u32, Address)],
-    table: &[(u64, u32)],
+    table: &KeyTable,
     (min_credits, min_share): (u32, f64),
     target: &mut impl FnMut(TxIdx, Address) -> Target,
 ) -> Vec<Address> {
@@ -619,10 +676,12 @@ fn find_sinks(
     // Payments per target, by open addressing on the key's hash (a
     // collision only merges two counts: a sink candidate is then checked
     // all the same).
-    let slots = plain.len().saturating_mul(2).next_power_of_two();
+    let slots = plain.len().saturating_mul(4).div_ceil(3).next_power_of_two();
     let mask = slots - 1;
     // Per target: its hash, payments, first payment and their gas limits.
-    let mut counts: Vec<(u64, u32, u32, u64)> = vec![(0, 0, 0, 0); slots];
+    // Written, not zero-mapped, as the plan's [`KeyTable`].
+    let mut counts: Vec<(u64, u32, u32, u64)> = Vec::with_capacity(slots);
+    counts.resize(slots, (0, 0, 0, 0));
     for (n, &(i, to)) in plain.iter().enumerate() {
         let gas = block
             .transactions
@@ -659,7 +718,7 @@ fn find_sinks(
         if sinks.len() == MAX_SINKS {
             break;
         }
-        if !has_key(table, Key::Account(to)) && target(i as TxIdx, to) == Target::Account {
+        if !table.contains(Key::Account(to)) && target(i as TxIdx, to) == Target::Account {
             sinks.push(to);
         }
     }
@@ -1367,7 +1426,7 @@ mod tests {
         ];
         let block = block(txs);
         let mut asked = Vec::new();
-        let planned = plan(&block, 2, Grouping::Keys, 1.0, 16, 0.5, |i, to| {
+        let planned = plan(&block, 2, &limits(1.0), |i, to| {
             asked.push((i, to));
             Target::Account
         });
@@ -1481,12 +1540,24 @@ mod tests {
         }
     }
 
+    /// Grouping by keys, at most `max_reaching` in reaching calls, and the
+    /// policy's other defaults but any predicted speedup.
+    fn limits(max_reaching: f64) -> Limits {
+        Limits {
+            grouping: Grouping::Keys,
+            max_reaching,
+            min_sink_credits: 16,
+            min_split_share: 0.5,
+            min_predicted: 0.0,
+        }
+    }
+
     /// The plan of `txs` on two bins, by keys, with the default limits.
     fn plan_keys(
         txs: Vec<PreparedTx>,
         target: impl FnMut(TxIdx, Address) -> Target,
     ) -> Option<Plan> {
-        plan(&block(txs), 2, Grouping::Keys, 1.0, 16, 0.5, target)
+        plan(&block(txs), 2, &limits(1.0), target)
     }
 
     fn plan_of(txs: Vec<PreparedTx>) -> Option<Plan> {
@@ -1535,16 +1606,74 @@ mod tests {
         assert_ne!(of[0], of[1]);
         // Sender-only grouping ignores the shared target.
         let txs = (0..4).map(|i| tx(i, Some(77), Vec::new())).collect();
-        assert!(plan(
-            &block(txs),
-            2,
-            Grouping::SenderOnly,
-            1.0,
-            16,
-            0.5,
-            |_, _| { Target::Reaching }
-        )
-        .is_some());
+        let sender_only = Limits {
+            grouping: Grouping::SenderOnly,
+            ..limits(1.0)
+        };
+        assert!(plan(&block(txs), 2, &sender_only, |_, _| Target::Reaching).is_some());
+    }
+
+    #[test]
+    fn the_key_table_joins_a_key_to_its_first_transaction_and_keeps_others_apart() {
+        let n = 3000u32;
+        let mut table = KeyTable::new(n as usize);
+        let mut groups = Groups {
+            parent: (0..n).collect(),
+        };
+        // Transaction i names holder i % 1000 of one token: the first
+        // thousand are apart, each later one joins the one with its holder.
+        for i in 0..n {
+            let holder = addr((i % 1000) as u16);
+            table.insert(&mut groups, i, Key::Holder(addr(0xffff), holder));
+        }
+        for i in 0..n {
+            assert_eq!(groups.find(i), i % 1000, "transaction {i}");
+        }
+        assert!(table.contains(Key::Holder(addr(0xffff), addr(999))));
+        assert!(!table.contains(Key::Holder(addr(0xffff), addr(1000))));
+        // The same address as an account is another key.
+        assert!(!table.contains(Key::Account(addr(5))));
+    }
+
+    #[test]
+    fn a_call_naming_the_beneficiary_ends_a_plan_its_payouts_would_cap() {
+        // Six payouts (three fifths of the gas limits), then a searcher's call
+        // that names the beneficiary, then three transfers.
+        let mut txs: Vec<PreparedTx> = (0..6).map(|i| tx(0xcb, Some(10 + i), Vec::new())).collect();
+        txs.push(tx(1, Some(60), vec![1]));
+        txs.extend((0..3).map(|i| tx(20 + i, Some(30 + i), Vec::new())));
+        let searcher = |_: TxIdx, to: Address| {
+            if to == addr(60) {
+                Target::Beneficiary
+            } else {
+                Target::Account
+            }
+        };
+        // Unsplit, the payouts cap the plan at 10/6 of one bin.
+        let block = block(txs);
+        let planned = plan(&block, 2, &limits(1.0), searcher).unwrap();
+        assert!(!planned.split_payouts);
+        assert!((planned.predicted - 10.0 / 6.0).abs() < 1e-9, "{planned:?}");
+        // A caller that wants more: the plan ends at the searcher's call,
+        // before the transfers after it are keyed or any payout's target is
+        // asked about.
+        let mut asked = Vec::new();
+        let wants = Limits {
+            min_predicted: 1.7,
+            ..limits(1.0)
+        };
+        let counting = |i, to| {
+            asked.push(i);
+            searcher(i, to)
+        };
+        assert_eq!(plan(&block, 2, &wants, counting), None);
+        assert_eq!(asked, vec![6]);
+        // One that wants no more than that gets it.
+        let enough = Limits {
+            min_predicted: 1.6,
+            ..limits(1.0)
+        };
+        assert!(plan(&block, 2, &enough, searcher).is_some());
     }
 
     #[test]
@@ -1565,20 +1694,20 @@ mod tests {
             }
         };
         let block = block(txs);
-        let planned = plan(&block, 2, Grouping::Keys, 1.0, 16, 0.5, |_, to| reach(to)).unwrap();
+        let planned = plan(&block, 2, &limits(1.0), |_, to| reach(to)).unwrap();
         let of = bins_of(&planned, n);
         assert_eq!(of[0], of[1]);
         // The two router calls hold two fifths of the gas limits: a limit
         // below that ends the plan at the second one (which `reach` counts).
         assert!((planned.reaching - 0.4).abs() < 1e-9, "{planned:?}");
-        assert!(plan(&block, 2, Grouping::Keys, 0.4, 16, 0.5, |_, to| reach(to)).is_some());
+        assert!(plan(&block, 2, &limits(0.4), |_, to| reach(to)).is_some());
         let mut asked = 0;
         let counting = |_, to| {
             asked += 1;
             reach(to)
         };
         assert_eq!(
-            plan(&block, 2, Grouping::Keys, 0.3, 16, 0.5, counting),
+            plan(&block, 2, &limits(0.3), counting),
             None
         );
         assert_eq!(asked, 2);
