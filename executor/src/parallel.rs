@@ -117,7 +117,11 @@ pub struct CostModel {
     /// Fewer transactions than this run sequentially.
     pub min_txs: usize,
     /// Blocks using less gas than this (the header's gas used, or the sum of
-    /// gas limits when unknown) run sequentially.
+    /// gas limits when unknown) run sequentially. The captured blocks below 7
+    /// Mgas take under a millisecond before Berlin, where the parallel start
+    /// (waking the workers, 20-80 µs on a VM each hand-over) leaves too little
+    /// to gain: 4330482 (6.7 Mgas, 0.6 ms) read 0.62-0.82x on Block-STM and
+    /// 4369999 (6.6 Mgas) 0.82-1.70x around 1.0x.
     pub min_gas: u64,
     /// [`Self::min_gas`] from Berlin on. EIP-2929 priced state access by its
     /// cost there, and a unit of gas takes longer: the captured blocks below
@@ -154,7 +158,12 @@ pub struct PartitionPolicy {
     /// Blocks with fewer transactions skip it.
     pub min_txs: usize,
     /// Blocks using less gas than this (the header's gas used, or the sum of
-    /// gas limits when unknown) skip it.
+    /// gas limits when unknown) skip it. The captured blocks it splits below
+    /// 10 Mgas are a millisecond or less of plain transfers, where waking the
+    /// workers and the bins' own bookkeeping leave nothing reliable to gain
+    /// (5891667, 380 payouts in 0.4-0.6 ms: 0.81-1.13x, median 0.85x;
+    /// 4330482: 0.74-1.00x); from 12 Mgas on they gain (11814555,
+    /// 14396881: 1.1-1.35x).
     pub min_gas: u64,
     /// The least speedup the plan must allow (total gas limit over the
     /// heaviest bin's).
@@ -196,7 +205,7 @@ impl Default for PartitionPolicy {
     fn default() -> Self {
         Self {
             min_txs: 16,
-            min_gas: 4_000_000,
+            min_gas: 10_000_000,
             min_predicted: 1.6,
             max_reaching: 0.1,
             max_reaching_alone: 0.5,
@@ -229,7 +238,7 @@ impl Default for CostModel {
     fn default() -> Self {
         Self {
             min_txs: 16,
-            min_gas: 4_000_000,
+            min_gas: 7_000_000,
             min_gas_from_berlin: 2_500_000,
             min_gas_per_tx: 25_000,
             fallback: Some(FallBack::DEFAULT),
@@ -1033,7 +1042,9 @@ mod tests {
         assert!(model.parallel(&mid, SpecId::BERLIN, 2));
         assert!(model.parallel(&mid, SpecId::CANCUN, 2));
         assert!(!model.parallel(&block(40, 2_000_000), SpecId::CANCUN, 2));
-        assert!(model.parallel(&block(40, 5_000_000), SpecId::ISTANBUL, 2));
+        // Before Berlin, under 7 Mgas is under a millisecond of work.
+        assert!(!model.parallel(&block(40, 5_000_000), SpecId::ISTANBUL, 2));
+        assert!(model.parallel(&block(40, 8_000_000), SpecId::ISTANBUL, 2));
         // Too few transactions, too little gas each, one thread.
         assert!(!model.parallel(&block(10, 3_000_000), SpecId::CANCUN, 2));
         assert!(!model.parallel(&block(150, 3_000_000), SpecId::CANCUN, 2));
