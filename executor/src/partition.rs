@@ -676,7 +676,11 @@ fn find_sinks(
     // Payments per target, by open addressing on the key's hash (a
     // collision only merges two counts: a sink candidate is then checked
     // all the same).
-    let slots = plain.len().saturating_mul(4).div_ceil(3).next_power_of_two();
+    let slots = plain
+        .len()
+        .saturating_mul(4)
+        .div_ceil(3)
+        .next_power_of_two();
     let mask = slots - 1;
     // Per target: its hash, payments, first payment and their gas limits.
     // Written, not zero-mapped, as the plan's [`KeyTable`].
@@ -1706,10 +1710,7 @@ mod tests {
             asked += 1;
             reach(to)
         };
-        assert_eq!(
-            plan(&block, 2, &limits(0.3), counting),
-            None
-        );
+        assert_eq!(plan(&block, 2, &limits(0.3), counting), None);
         assert_eq!(asked, 2);
     }
 
