@@ -592,13 +592,16 @@ impl Payouts {
 
 /// The plan's keys: an open-addressing table from a key's hash to the first
 /// transaction with that key. An entry is one word, the hash's high half
-/// (never 0) over the transaction's index, in the slot the hash's low bits
-/// pick: the table of a 10,000-transaction block is half a megabyte, and its
+/// over the transaction's index, in the slot the hash's low bits pick: the table of a 10,000-transaction block is half a megabyte, and its
 /// random probes stay in the core's cache. A collision (same high half, same
 /// probe run) only joins two groups: the plan is then coarser, never wrong.
 struct KeyTable {
     slots: Vec<u64>,
 }
+
+/// A free slot of a [`KeyTable`]: no entry has all bits set, since no
+/// transaction index is `u32::MAX`.
+const FREE: u64 = u64::MAX;
 
 impl KeyTable {
     /// A table for up to `keys` keys, at most three quarters full.
@@ -608,23 +611,23 @@ impl KeyTable {
             .div_ceil(3)
             .max(4)
             .next_power_of_two();
-        // Written, not zero-mapped: the probes then find its lines cached
-        // instead of faulting them in one by one.
-        let mut slots = Vec::with_capacity(len);
-        slots.resize(len, 0);
-        Self { slots }
+        // Free slots are all ones, so the table is written when allocated
+        // (not mapped zero and faulted in line by line as it is probed).
+        Self {
+            slots: vec![FREE; len],
+        }
     }
 
-    /// The slot `key` is in, or the empty slot where it would go, and its
+    /// The slot `key` is in, or the free slot where it would go, and its
     /// entry's tag.
     fn find(&self, key: Key) -> (usize, u64) {
         let hash = key.hash();
-        let tag = (hash >> 32).max(1) << 32;
+        let tag = hash & !u64::from(u32::MAX);
         let mask = self.slots.len() - 1;
         let mut at = hash as usize & mask;
         loop {
             let entry = self.slots[at];
-            if entry == 0 || entry & !u64::from(u32::MAX) == tag {
+            if entry == FREE || entry & !u64::from(u32::MAX) == tag {
                 return (at, tag);
             }
             at = (at + 1) & mask;
@@ -636,7 +639,7 @@ impl KeyTable {
     fn insert(&mut self, groups: &mut Groups, i: u32, key: Key) {
         let (at, tag) = self.find(key);
         match self.slots[at] {
-            0 => self.slots[at] = tag | u64::from(i),
+            FREE => self.slots[at] = tag | u64::from(i),
             entry => groups.union(entry as u32, i),
         }
     }
@@ -644,7 +647,7 @@ impl KeyTable {
     /// Whether the table holds `key`.
     fn contains(&self, key: Key) -> bool {
         let (at, _) = self.find(key);
-        self.slots[at] != 0
+        self.slots[at] != FREE
     }
 }
 
@@ -676,16 +679,10 @@ fn find_sinks(
     // Payments per target, by open addressing on the key's hash (a
     // collision only merges two counts: a sink candidate is then checked
     // all the same).
-    let slots = plain
-        .len()
-        .saturating_mul(4)
-        .div_ceil(3)
-        .next_power_of_two();
+    let slots = plain.len().saturating_mul(2).next_power_of_two();
     let mask = slots - 1;
     // Per target: its hash, payments, first payment and their gas limits.
-    // Written, not zero-mapped, as the plan's [`KeyTable`].
-    let mut counts: Vec<(u64, u32, u32, u64)> = Vec::with_capacity(slots);
-    counts.resize(slots, (0, 0, 0, 0));
+    let mut counts: Vec<(u64, u32, u32, u64)> = vec![(0, 0, 0, 0); slots];
     for (n, &(i, to)) in plain.iter().enumerate() {
         let gas = block
             .transactions
