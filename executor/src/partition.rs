@@ -361,7 +361,7 @@ pub fn plan(
     };
     // The transactions are read in two passes (each a few cache misses a
     // transaction on a big block): this one, and the loop below, which keeps
-    // their gas limits for the groups' weights.
+    // their gas limits for the sinks' shares and the groups' weights.
     let (total, payout_gas) = scan(block);
     // Split when no call names the beneficiary (decided after the loop,
     // which keys the payouts by their sender only then).
@@ -447,7 +447,7 @@ pub fn plan(
     }
     let sinks = if grouping == Grouping::Keys {
         let min = (min_sink_credits.max(1), min_split_share);
-        find_sinks(block, &plain, &table, min, &mut target)
+        find_sinks(&plain, (&gas_limits, total), &table, min, &mut target)
     } else {
         Vec::new()
     };
@@ -662,13 +662,14 @@ fn is_credit(env: &revm::context::TxEnv) -> bool {
 /// At most this many sinks a block, those paid most often.
 const MAX_SINKS: usize = 4;
 
-/// The targets of `plain` transfers of `block` that are paid often (at
-/// least `min_credits` times, with at least `min_share` of the block's gas
-/// limits), have no key of their own in `table` (they send nothing, and no
-/// other call is keyed by them) and have no code.
+/// The targets of `plain` transfers that are paid often (at least
+/// `min_credits` times, with at least `min_share` of the block's gas limits
+/// `total`; `gas_limits` per transaction), have no key of their own in
+/// `table` (they send nothing, and no other call is keyed by them) and have
+/// no code.
 fn find_sinks(
-    block: &BlockInput,
     plain: &[(u32, Address)],
+    (gas_limits, total): (&[u64], u64),
     table: &KeyTable,
     (min_credits, min_share): (u32, f64),
     target: &mut impl FnMut(TxIdx, Address) -> Target,
@@ -684,10 +685,7 @@ fn find_sinks(
     // Per target: its hash, payments, first payment and their gas limits.
     let mut counts: Vec<(u64, u32, u32, u64)> = vec![(0, 0, 0, 0); slots];
     for (n, &(i, to)) in plain.iter().enumerate() {
-        let gas = block
-            .transactions
-            .get(i as usize)
-            .map_or(0, |tx| tx.env.gas_limit);
+        let gas = gas_limits.get(i as usize).copied().unwrap_or(0);
         let hash = Key::Account(to).hash().max(1);
         let mut at = hash as usize & mask;
         loop {
@@ -704,7 +702,6 @@ fn find_sinks(
             }
         }
     }
-    let total = block.gas_limits();
     let mut candidates: Vec<(u32, u32)> = counts
         .into_iter()
         .filter(|&(h, count, _, gas)| {
