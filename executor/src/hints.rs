@@ -44,9 +44,9 @@
 //! ([`BIG_GAS_SHARE`]) starts early wherever it stands. In 18988207, a
 //! 5,000,000-gas call (40% of the block's gas) at position 23 of 186 ran for
 //! 4.0 ms of the block's 9.0 ms, and started in order at 1.0 ms it left the
-//! other worker idle for its last 1.2 ms (1.56x); started first, the block
-//! ran at 1.76-1.79x. 7280000 (a 6,000,000-gas call at position 9 of 118)
-//! went from 1.45-1.51x to 1.63-1.65x.
+//! other worker idle for its last 1.2 ms (1.54-1.56x); started first, the
+//! block ran at 1.80-1.83x. 7280000 (a 6,000,000-gas call at position 9 of
+//! 118) went from 1.47-1.55x to 1.67-1.75x.
 //!
 //! A *heavy chain* starts early the same way, as one: a sender's heavy
 //! contract calls in a row, led by the latest heavy call before them to the
