@@ -192,6 +192,7 @@ pub fn early_starts(block: &BlockInput, hints: &[Hints], gas: u64, threads: usiz
         in_chain[*k] = true;
     }
     let (num, den) = (u128::from(EARLY_GAS_SHARE.0), u128::from(EARLY_GAS_SHARE.1));
+    let (big_num, big_den) = (u128::from(BIG_GAS_SHARE.0), u128::from(BIG_GAS_SHARE.1));
     let mut early = Vec::new();
     let mut chain = Vec::new();
     for head in (0..n).rev() {
@@ -220,7 +221,6 @@ pub fn early_starts(block: &BlockInput, hints: &[Hints], gas: u64, threads: usiz
                 .flatten()
                 .all(|blocker| chain[..i].contains(blocker))
         });
-        let (big_num, big_den) = (u128::from(BIG_GAS_SHARE.0), u128::from(BIG_GAS_SHARE.1));
         // total / gas >= num / den, and either >= big_num / big_den or >=
         // after / n / others, in integers.
         if self_contained

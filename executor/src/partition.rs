@@ -592,8 +592,9 @@ impl Payouts {
 
 /// The plan's keys: an open-addressing table from a key's hash to the first
 /// transaction with that key. An entry is one word, the hash's high half
-/// over the transaction's index, in the slot the hash's low bits pick: the table of a 10,000-transaction block is half a megabyte, and its
-/// random probes stay in the core's cache. A collision (same high half, same
+/// over the transaction's index, in the slot the hash's low bits pick: the
+/// table of a 10,000-transaction block is half a megabyte, and its random
+/// probes stay in the core's cache. A collision (same high half, same
 /// probe run) only joins two groups: the plan is then coarser, never wrong.
 struct KeyTable {
     slots: Vec<u64>,
