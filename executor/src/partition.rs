@@ -253,7 +253,7 @@ fn address_arg(args: &[u8], i: usize) -> Option<Address> {
 
 /// The holders an ERC-20 call names, when `data` is one of the three calls
 /// with exactly its arguments.
-fn erc20_holders(sender: Address, data: &[u8]) -> Option<[Address; 2]> {
+pub(crate) fn erc20_holders(sender: Address, data: &[u8]) -> Option<[Address; 2]> {
     let (selector, args) = (data.get(..4)?, &data[4..]);
     match (selector.try_into().ok()?, args.len()) {
         (TRANSFER, 64) => Some([sender, address_arg(args, 0)?]),
