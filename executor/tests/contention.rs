@@ -4,8 +4,10 @@
 //!
 //! The state holds a handful of funded accounts and a few hand-assembled
 //! contracts: a counter over a few shared slots, a reverting writer, a
-//! self-destructing contract, a CREATE2 factory (repeated salts collide), and a
-//! balance reader that reads the block beneficiary (deferred fees). The
+//! self-destructing contract, a CREATE2 factory (repeated salts collide), a
+//! balance reader that reads the block beneficiary (deferred fees), a
+//! WETH-like vault and a router; and the benchmarks' ERC-20 token, whose
+//! transfers between a few holders chain through their balances. The
 //! beneficiary itself pays too, to accounts and contracts, from a balance
 //! that some payments exceed without the block's fees.
 
@@ -46,6 +48,20 @@ const VAULT: u8 = 0xc7;
 const ROUTER: u8 = 0xc8;
 /// Stores the vault's balance (`BALANCE`).
 const VAULT_READER: u8 = 0xc9;
+/// The benchmark ERC-20 token (benches/contracts/ERC20.sol, compiled for
+/// Cancun, so it runs from Shanghai on): `transfer`, `transferFrom` and
+/// `approve` between the EOAs, some beyond a balance or an allowance.
+const TOKEN: u8 = 0xca;
+/// ERC-20 `transfer(address,uint256)`.
+const TOKEN_TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
+/// ERC-20 `transferFrom(address,address,uint256)`.
+const TOKEN_TRANSFER_FROM: [u8; 4] = [0x23, 0xb8, 0x72, 0xdd];
+/// ERC-20 `approve(address,uint256)`.
+const TOKEN_APPROVE: [u8; 4] = [0x09, 0x5e, 0xa7, 0xb3];
+/// Its runtime bytecode.
+const TOKEN_RUNTIME: &str = include_str!("../../benches/contracts/Token.runtime.hex");
+/// What EOA `i` holds of the token before the block: `(i + 1)` times this.
+const TOKEN_UNIT: u64 = 100;
 /// What the vault holds before the block: less than some withdrawals ask.
 const VAULT_BALANCE: u64 = 1_000_000_000_000_000;
 /// What the router holds before the block.
@@ -65,7 +81,46 @@ fn word(value: u64) -> Bytes {
 }
 
 fn code(hex: &str) -> Bytes {
-    alloy_primitives::hex::decode(hex).unwrap().into()
+    alloy_primitives::hex::decode(hex.trim()).unwrap().into()
+}
+
+/// The slot of `mapping[key]` for a Solidity mapping at slot `slot`.
+fn mapping_slot(key: Address, slot: U256) -> U256 {
+    let mut buf = [0u8; 64];
+    buf[12..32].copy_from_slice(key.as_slice());
+    buf[32..].copy_from_slice(&slot.to_be_bytes::<32>());
+    U256::from_be_bytes(alloy_primitives::keccak256(buf).0)
+}
+
+/// The token's `balanceOf[holder]` slot.
+fn token_balance_slot(holder: Address) -> U256 {
+    mapping_slot(holder, U256::ZERO)
+}
+
+/// The token's `allowance[owner][spender]` slot.
+fn token_allowance_slot(owner: Address, spender: Address) -> U256 {
+    mapping_slot(spender, mapping_slot(owner, U256::from(1)))
+}
+
+/// The token holder a generated index names: an EOA, or past them the
+/// address `0xf2`, which holds nothing before the block.
+fn token_holder(i: u8) -> Address {
+    if i < EOAS {
+        eoa(i)
+    } else {
+        addr(0xf2)
+    }
+}
+
+/// Token call data: `selector`, then `holders` and `amount` as words.
+fn token_call(selector: [u8; 4], holders: &[Address], amount: u64) -> Bytes {
+    let mut data = selector.to_vec();
+    for h in holders {
+        data.extend_from_slice(&[0; 12]);
+        data.extend_from_slice(h.as_slice());
+    }
+    data.extend_from_slice(&word(amount));
+    data.into()
 }
 
 fn state() -> InMemoryState {
@@ -124,6 +179,32 @@ fn state() -> InMemoryState {
         .replace(' ', ""),
     ));
     let vault_reader = s.insert_code(code(&format!("73{}3160005500", hex_addr(addr(VAULT)))));
+    // The token: balances for every EOA; EOA 1 may move 150 of EOA 0's,
+    // EOA 3 any amount of EOA 2's.
+    let token = s.insert_code(code(TOKEN_RUNTIME));
+    let mut token_storage: Vec<(U256, U256)> = (0..EOAS)
+        .map(|i| {
+            (
+                token_balance_slot(eoa(i)),
+                U256::from(TOKEN_UNIT * (u64::from(i) + 1)),
+            )
+        })
+        .collect();
+    token_storage.push((token_allowance_slot(eoa(0), eoa(1)), U256::from(150)));
+    token_storage.push((token_allowance_slot(eoa(2), eoa(3)), U256::MAX));
+    token_storage.push((
+        U256::from(2),
+        U256::from(TOKEN_UNIT * u64::from(EOAS) * (u64::from(EOAS) + 1) / 2),
+    ));
+    s.insert_account(
+        addr(TOKEN),
+        AccountInfo {
+            balance: U256::ZERO,
+            nonce: 1,
+            code_hash: token,
+        },
+        token_storage,
+    );
     // The system contracts, so the EIP-4788 and EIP-2935 calls before the
     // transactions and the EIP-7002 and EIP-7251 calls after them really run.
     for (address, code) in [
@@ -357,6 +438,25 @@ enum Op {
     ReadVault {
         from: u8,
     },
+    /// The token's `transfer` to a holder ([`token_holder`]).
+    TokenTransfer {
+        from: u8,
+        to: u8,
+        amount: u64,
+    },
+    /// The token's `transferFrom`, `from` spending `owner`'s tokens.
+    TokenTransferFrom {
+        from: u8,
+        owner: u8,
+        to: u8,
+        amount: u64,
+    },
+    /// The token's `approve`.
+    TokenApprove {
+        from: u8,
+        spender: u8,
+        amount: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -381,7 +481,10 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (from.clone(), 2u64..2 * VAULT_BALANCE).prop_map(|(from, amount)| Op::VaultWithdraw { from, amount }),
         1 => from.clone().prop_map(|from| Op::VaultSelfBalance { from }),
         2 => (from.clone(), 0u64..VAULT_BALANCE, 0u64..2 * VAULT_BALANCE, 0u64..2 * ROUTER_BALANCE).prop_map(|(from, value, back, pay)| Op::RouterSwap { from, value, back, pay }),
-        1 => from.prop_map(|from| Op::ReadVault { from }),
+        1 => from.clone().prop_map(|from| Op::ReadVault { from }),
+        3 => (from.clone(), 0..EOAS + 1, 0u64..3 * TOKEN_UNIT).prop_map(|(from, to, amount)| Op::TokenTransfer { from, to, amount }),
+        1 => (from.clone(), 0..EOAS, 0..EOAS + 1, 0u64..3 * TOKEN_UNIT).prop_map(|(from, owner, to, amount)| Op::TokenTransferFrom { from, owner, to, amount }),
+        1 => (from.clone(), 0..EOAS, 0u64..3 * TOKEN_UNIT).prop_map(|(from, spender, amount)| Op::TokenApprove { from, spender, amount }),
     ]
 }
 
@@ -472,6 +575,33 @@ fn block_with_withdrawals(
                     (from, addr(ROUTER), value, data.into())
                 }
                 Op::ReadVault { from } => (from, addr(VAULT_READER), 0, Bytes::new()),
+                Op::TokenTransfer { from, to, amount } => (
+                    from,
+                    addr(TOKEN),
+                    0,
+                    token_call(TOKEN_TRANSFER, &[token_holder(to)], amount),
+                ),
+                Op::TokenTransferFrom {
+                    from,
+                    owner,
+                    to,
+                    amount,
+                } => (
+                    from,
+                    addr(TOKEN),
+                    0,
+                    token_call(TOKEN_TRANSFER_FROM, &[eoa(owner), token_holder(to)], amount),
+                ),
+                Op::TokenApprove {
+                    from,
+                    spender,
+                    amount,
+                } => (
+                    from,
+                    addr(TOKEN),
+                    0,
+                    token_call(TOKEN_APPROVE, &[eoa(spender)], amount),
+                ),
                 Op::CoinbasePays { to, value } => {
                     gas_limit = COINBASE_PAYMENT_GAS;
                     let to = match to.checked_sub(EOAS) {
@@ -1175,6 +1305,66 @@ fn generated_blocks_cover_the_features() {
     for executor in executors() {
         assert_eq!(
             run_parallel(&executor, &vault_block, &chain),
+            Ok(out.clone())
+        );
+    }
+    // The token: transfers that chain through one holder, one beyond a
+    // balance, a spend within an allowance and one beyond it, an approval
+    // and the spend it allows.
+    let ops = vec![
+        Op::TokenTransfer {
+            from: 0,
+            to: 4,
+            amount: 60,
+        },
+        Op::TokenTransfer {
+            from: 4,
+            to: 5,
+            amount: 560,
+        },
+        Op::TokenTransfer {
+            from: 1,
+            to: 0,
+            amount: 201,
+        },
+        Op::TokenTransferFrom {
+            from: 1,
+            owner: 0,
+            to: 2,
+            amount: 40,
+        },
+        Op::TokenTransferFrom {
+            from: 1,
+            owner: 0,
+            to: 2,
+            amount: 111,
+        },
+        Op::TokenApprove {
+            from: 2,
+            spender: 4,
+            amount: 100,
+        },
+        Op::TokenTransferFrom {
+            from: 4,
+            owner: 2,
+            to: 5,
+            amount: 100,
+        },
+    ];
+    let token_block = block(&ops, Fork::Cancun, 10);
+    let out = run_sequential(&token_block, &chain).unwrap();
+    let status: Vec<bool> = out.receipts.iter().map(|r| r.success).collect();
+    assert_eq!(status, [true, true, false, true, false, true, true]);
+    let token = out.diff.accounts.get(&addr(TOKEN)).unwrap();
+    let balance = |a: Address| token.storage.get(&token_balance_slot(a)).copied();
+    assert_eq!(balance(eoa(0)), Some(U256::ZERO));
+    assert_eq!(balance(eoa(4)), Some(U256::ZERO));
+    assert_eq!(balance(eoa(1)), None, "its failed transfer changed nothing");
+    assert_eq!(balance(addr(0xf2)), Some(U256::from(660)));
+    assert_eq!(balance(eoa(2)), Some(U256::from(240)));
+    for executor in executors() {
+        assert_eq!(
+            run_parallel(&executor, &token_block, &chain),
             Ok(out.clone())
         );
     }
