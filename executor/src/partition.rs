@@ -136,7 +136,7 @@ pub struct Plan {
 
 /// What a transaction is grouped by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Key {
+pub(crate) enum Key {
     /// Everything about one account.
     Account(Address),
     /// One holder's entries in one token.
@@ -208,7 +208,7 @@ impl Key {
     /// A 64-bit hash of the key, cheaper than a general hasher (the plan
     /// hashes two or three keys a transaction). A collision only joins two
     /// groups.
-    fn hash(self) -> u64 {
+    pub(crate) fn hash(self) -> u64 {
         /// MurmurHash3's 64-bit finaliser.
         fn mix(mut x: u64) -> u64 {
             x ^= x >> 33;
@@ -236,9 +236,9 @@ impl Key {
 }
 
 /// ERC-20 `transfer(address,uint256)`.
-const TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
+pub(crate) const TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
 /// ERC-20 `transferFrom(address,address,uint256)`.
-const TRANSFER_FROM: [u8; 4] = [0x23, 0xb8, 0x72, 0xdd];
+pub(crate) const TRANSFER_FROM: [u8; 4] = [0x23, 0xb8, 0x72, 0xdd];
 /// ERC-20 `approve(address,uint256)`.
 const APPROVE: [u8; 4] = [0x09, 0x5e, 0xa7, 0xb3];
 
